@@ -1,0 +1,191 @@
+/**
+ * Reading rings from any thread. Both readers copy a page, then re-check its sequence number:
+ * a page the writer recycled during the copy is discarded (its events are already counted as
+ * overrun by the writer), so nothing half-written is ever decoded.
+ */
+import { COMMIT_OFFSET, COMMIT_SIZE_MASK, SUBBUF_HEADER } from './layout.js';
+import { F_READ, I_STATE, I_TAIL, RingView, forEachEvent } from './ring.js';
+
+/** Events copied out of a ring, in ring order. Payload i is `bytes[off[i] .. off[i]+len[i])`. */
+export class EventList {
+  readonly ts: number[] = [];
+  readonly off: number[] = [];
+  readonly len: number[] = [];
+  bytes: Uint8Array;
+  dv: DataView;
+  private used = 0;
+
+  constructor(capacity = 4096) {
+    this.bytes = new Uint8Array(capacity);
+    this.dv = new DataView(this.bytes.buffer);
+  }
+
+  get count(): number {
+    return this.ts.length;
+  }
+
+  /** Append a page image; returns its start offset in `bytes`. */
+  addPage(src: Uint8Array, start: number, length: number): number {
+    if (this.used + length > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + length));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+      this.dv = new DataView(grown.buffer);
+    }
+    const at = this.used;
+    this.bytes.set(src.subarray(start, start + length), at);
+    this.used += length;
+    return at;
+  }
+
+  /** Drop a page image added last (its copy turned out to be torn). */
+  truncate(to: number): void {
+    this.used = to;
+  }
+
+  push(ts: number, off: number, len: number): void {
+    this.ts.push(ts);
+    this.off.push(off);
+    this.len.push(len);
+  }
+
+  popTo(count: number): void {
+    this.ts.length = count;
+    this.off.length = count;
+    this.len.length = count;
+  }
+
+  clear(): void {
+    this.popTo(0);
+    this.used = 0;
+  }
+}
+
+const MAX_RETRIES = 1000;
+
+/**
+ * Copy page `slot` into `out` if its sequence number is stable across the copy. Returns the
+ * events appended (skipping the first `skip`) or -1 when the copy was torn.
+ */
+function copyPage(view: RingView, slot: number, skip: number, out: EventList): number {
+  const seqIndex = view.seqIndex + slot;
+  const before = Atomics.load(view.i32, seqIndex);
+  if (before & 1) return -1;
+  const page = view.pageOffset(slot);
+  const commit = Atomics.load(view.i32, (page + COMMIT_OFFSET) >> 2) & COMMIT_SIZE_MASK;
+  const mark = out.count;
+  const at = out.addPage(view.u8, page, SUBBUF_HEADER + commit);
+  if (Atomics.load(view.i32, seqIndex) !== before) {
+    out.truncate(at);
+    return -1;
+  }
+  let index = 0;
+  try {
+    forEachEvent(out.dv, at, commit, (ts, off, len) => {
+      if (index++ >= skip) out.push(ts, off, len);
+    });
+  } catch (err) {
+    out.popTo(mark);
+    out.truncate(at);
+    throw err;
+  }
+  return out.count - mark;
+}
+
+/** A non-consuming copy of everything a ring holds (what `trace` shows). */
+export function snapshotRing(view: RingView, out = new EventList()): EventList {
+  for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+    out.clear();
+    const state = Atomics.load(view.i32, I_STATE);
+    const tail = Atomics.load(view.i32, I_TAIL);
+    let head = state >>> view.kBits;
+    const span = view.distance(tail, head);
+    if (span >= view.pages) return out;
+    let skip = state & view.kMask;
+    let torn = false;
+    for (let i = 0; i <= span; i++, head = view.advance(head), skip = 0) {
+      // A torn page was recycled by the writer: its events are overrun now. Only the first
+      // (oldest) page can legitimately be lost that way; later ones mean we were lapped.
+      if (copyPage(view, head % view.pages, skip, out) < 0) {
+        if (i === 0) continue;
+        torn = true;
+        break;
+      }
+    }
+    if (!torn) return out;
+  }
+  return out;
+}
+
+/**
+ * The consuming reader of one ring (trace_pipe). Each fill() claims the oldest page (or, on the
+ * page still being written, the events committed so far) and moves its events into `pending`.
+ */
+export class RingConsumer {
+  readonly view: RingView;
+  readonly pending = new EventList();
+  private next = 0;
+  private lastOverrun: number;
+  /** Events overwritten since the previous delivery, for `[LOST N EVENTS]`. */
+  lost = 0;
+
+  constructor(view: RingView) {
+    this.view = view;
+    this.lastOverrun = view.counters().overrun;
+  }
+
+  get hasPending(): boolean {
+    return this.next < this.pending.count;
+  }
+
+  peekTs(): number {
+    return this.pending.ts[this.next]!;
+  }
+
+  /** Index into `pending` of the next event, then advances. */
+  shift(): number {
+    return this.next++;
+  }
+
+  /** Claim more events. Returns false when the ring has nothing new. */
+  fill(): boolean {
+    if (this.hasPending) return true;
+    const view = this.view;
+    const i32 = view.i32;
+    const out = this.pending;
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      out.clear();
+      this.next = 0;
+      const state = Atomics.load(i32, I_STATE);
+      const tail = Atomics.load(i32, I_TAIL);
+      const head = state >>> view.kBits;
+      const span = view.distance(tail, head);
+      if (span >= view.pages) return false;
+      const consumed = state & view.kMask;
+      const got = copyPage(view, head % view.pages, consumed, out);
+      if (got < 0) continue;
+      const onTail = span === 0;
+      if (onTail && got === 0) return false;
+      const claimed = onTail
+        ? (head << view.kBits) | (consumed + got)
+        : (view.advance(head) << view.kBits) | 0;
+      if (Atomics.compareExchange(i32, I_STATE, state, claimed) !== state) continue;
+      const f64 = view.f64;
+      f64[F_READ] = f64[F_READ]! + got;
+      if (got > 0) {
+        const overrun = view.counters().overrun;
+        if (overrun > this.lastOverrun) this.lost += overrun - this.lastOverrun;
+        this.lastOverrun = overrun;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Consume everything currently in the ring without delivering it (a clear). */
+  drain(): void {
+    while (this.fill()) this.next = this.pending.count;
+    this.lastOverrun = this.view.counters().overrun;
+    this.lost = 0;
+  }
+}
