@@ -5,7 +5,7 @@
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
   EBUSY: 16, EEXIST: 17, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENOSPC: 28,
-  ENAMETOOLONG: 36, E2BIG: 7,
+  ENAMETOOLONG: 36, E2BIG: 7, ERANGE: 34,
 } as const;
 
 export type ErrnoCode = keyof typeof ERRNO;

@@ -1,0 +1,35 @@
+/**
+ * The kernel's own `ftrace` system as far as nftrace has it: `print`, the event that
+ * trace_marker writes. Same id (5), fields and print fmt as the kernel, so its format file and
+ * records are interchangeable with a kernel trace.
+ */
+import { formatFileText, type EventType } from './event.js';
+import type { FieldLayout } from './fields.js';
+
+export const PRINT_ID = 5;
+/** Offset of `buf` in the record: common fields, then `unsigned long ip`. */
+export const PRINT_BUF_OFFSET = 16;
+/** trace_marker_write() appends a newline when the text lacks one, then a NUL. */
+export const MARKER_OVERHEAD = 2;
+
+const FIELDS: FieldLayout[] = [
+  { name: 'ip', type: 'u64', kind: 'long', ctype: 'unsigned long ip', offset: 8, size: 8, signed: false, length: 0 },
+  { name: 'buf', type: 'string', kind: 'chars', ctype: 'char buf[]', offset: 16, size: 0, signed: false, length: 0 },
+];
+
+const decoder = new TextDecoder('utf-8');
+
+export const PRINT_EVENT: EventType = {
+  system: 'ftrace',
+  name: 'print',
+  id: PRINT_ID,
+  index: 0,
+  formatFile: () => formatFileText('print', PRINT_ID, FIELDS, '"%ps: %s", (void *)REC->ip, REC->buf'),
+  text(dv: DataView, off: number, len: number): string {
+    const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off + PRINT_BUF_OFFSET, Math.max(0, len - PRINT_BUF_OFFSET));
+    const nul = bytes.indexOf(0);
+    let text = decoder.decode(nul >= 0 ? bytes.subarray(0, nul) : bytes);
+    if (text.endsWith('\n')) text = text.slice(0, -1);
+    return `tracing_mark_write: ${text}`;
+  },
+};

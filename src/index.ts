@@ -1,0 +1,8 @@
+/** nftrace: ftrace's design for Node.js. */
+export { Tracer, TraceFile, type TracerOptions } from './tracefs/tracer.js';
+export { attach, ThreadTracer, type ThreadHandle } from './instance/attach.js';
+export { TraceEvent } from './instance/thread.js';
+export type { Instance } from './instance/instance.js';
+export type { FieldSpec, FieldType, Payload } from './events/fields.js';
+export type { EventOptions, PrintSpec } from './events/event.js';
+export { TraceError, type ErrnoCode } from './errno.js';

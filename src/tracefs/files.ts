@@ -1,0 +1,200 @@
+/**
+ * The tracefs files of a tracer, addressed by the same relative paths as the kernel's
+ * (`tracing_on`, `instances/NAME/events/SYS/EV/enable`, `per_cpu/cpu0/stats` ...), with the
+ * kernel's errnos. A path resolves to a node with the operations the file supports.
+ */
+import { fail } from '../errno.js';
+import type { EventRegistry } from '../events/registry.js';
+import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
+import type { ControlBlock } from '../instance/control.js';
+import { enableable, enableState, readSetEvent, setEnabled, writeSetEvent } from '../instance/enable.js';
+import type { Instance, PipeReader } from '../instance/instance.js';
+import type { ThreadContext } from '../instance/thread.js';
+import { parseBool, parseUnsigned, parseWord } from './parse.js';
+
+export interface FileNode {
+  read?: () => string;
+  /** Returns the bytes accepted. `truncate` is true for `>` (O_TRUNC), false for `>>`. */
+  write?: (data: string, truncate: boolean) => number;
+  /** A consuming reader (trace_pipe). */
+  pipe?: () => PipeReader;
+  /** The instance an open file of this kind keeps from being removed. */
+  pins?: Instance;
+}
+
+export interface TracerState {
+  control: ControlBlock;
+  registry: EventRegistry;
+  main: ThreadContext;
+  top: Instance;
+  instances: Map<string, Instance>;
+}
+
+export const NAME_MAX = 255;
+
+function bytes(data: string): number {
+  return Buffer.byteLength(data, 'utf8');
+}
+
+function noSuch(path: string): never {
+  fail('ENOENT', `${path}: no such file`);
+}
+
+const TEXT_OPTIONS = { 'irq-info': 'irqInfo', 'record-tgid': 'recordTgid', 'context-info': 'contextInfo' } as const;
+
+export function splitPath(path: string): string[] {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `${p.slice(0, 32)}...: name too long`);
+  return parts;
+}
+
+/** Which instance a path is in, and the path inside it. */
+export function locate(state: TracerState, path: string): { instance: Instance; rest: string[] } {
+  const parts = splitPath(path);
+  if (parts[0] !== 'instances') return { instance: state.top, rest: parts };
+  if (parts.length < 2) fail('EISDIR', 'instances is a directory');
+  const instance = state.instances.get(parts[1]!);
+  if (!instance) noSuch(path);
+  return { instance, rest: parts.slice(2) };
+}
+
+export function resolveFile(state: TracerState, path: string): FileNode {
+  const { instance, rest } = locate(state, path);
+  const { control, registry } = state;
+  const slot = instance.slot;
+  const isTop = instance === state.top;
+  const [first, second, third] = rest;
+  if (rest.length === 1) {
+    switch (first) {
+      case 'tracing_on':
+        return {
+          pins: instance,
+          read: () => (control.tracingOn(slot) ? '1\n' : '0\n'),
+          write: (d) => (control.setTracingOn(slot, parseUnsigned(d, 'tracing_on') !== 0), bytes(d)),
+        };
+      case 'buffer_size_kb':
+        return {
+          pins: instance,
+          read: () => instance.bufferSizeKb(),
+          write: (d) => (instance.setBufferSizeKb(parseUnsigned(d, 'buffer_size_kb')), state.main.refresh(), bytes(d)),
+        };
+      case 'buffer_subbuf_size_kb':
+        return {
+          pins: instance,
+          read: () => instance.subbufSizeKb(),
+          write: (d) => (instance.setSubbufSizeKb(parseUnsigned(d, 'buffer_subbuf_size_kb')), state.main.refresh(), bytes(d)),
+        };
+      case 'buffer_total_size_kb':
+        return { pins: instance, read: () => instance.totalSizeKb() };
+      case 'trace':
+        return {
+          pins: instance,
+          read: () => instance.traceText(),
+          write: (d, truncate) => (truncate && instance.clear(), bytes(d)),
+        };
+      case 'trace_pipe':
+        return { pins: instance, pipe: () => instance.openPipe() };
+      case 'trace_marker':
+        return {
+          pins: instance,
+          write: (d) => state.main.mark(slot, Buffer.from(d, 'utf8')),
+        };
+      case 'trace_clock':
+        return {
+          pins: instance,
+          read: () => instance.clockText(),
+          write: (d) => (instance.setClock(parseWord(d, 'trace_clock')), state.main.refresh(), bytes(d)),
+        };
+      case 'current_tracer':
+        return {
+          pins: instance,
+          read: () => 'nop\n',
+          write: (d) => {
+            if (parseWord(d, 'current_tracer') !== 'nop') fail('EINVAL', 'only the nop tracer exists here');
+            return bytes(d);
+          },
+        };
+      case 'set_event':
+        return {
+          pins: instance,
+          read: () => readSetEvent(control, registry, slot),
+          write: (d, truncate) => (writeSetEvent(control, registry, slot, d, truncate), bytes(d)),
+        };
+      case 'available_events':
+        if (!isTop) noSuch(path);
+        return { read: () => enableable(registry).map((e) => `${e.system}:${e.name}\n`).join('') };
+    }
+  }
+  if (first === 'options' && rest.length === 2) {
+    if (second === 'overwrite') {
+      return {
+        read: () => (instance.overwrite ? '1\n' : '0\n'),
+        write: (d) => (instance.setOverwrite(parseBool(d, 'options/overwrite')), bytes(d)),
+      };
+    }
+    const key = TEXT_OPTIONS[second as keyof typeof TEXT_OPTIONS];
+    if (key) {
+      return {
+        read: () => (instance.textOptions[key] ? '1\n' : '0\n'),
+        write: (d) => ((instance.textOptions[key] = parseBool(d, `options/${second}`)), bytes(d)),
+      };
+    }
+  }
+  if (first === 'per_cpu' && rest.length === 3) {
+    const m = /^cpu(\d+)$/.exec(second!);
+    const cpu = m ? Number(m[1]) : -1;
+    if (cpu < 0 || cpu >= instance.cpuCount) noSuch(path);
+    switch (third) {
+      case 'trace':
+        return { pins: instance, read: () => instance.traceText(cpu), write: (d, t) => (t && instance.clear(cpu), bytes(d)) };
+      case 'trace_pipe':
+        return { pins: instance, pipe: () => instance.openPipe(cpu) };
+      case 'stats':
+        return { pins: instance, read: () => instance.statsText(cpu) };
+      case 'buffer_size_kb':
+        return {
+          pins: instance,
+          read: () => instance.bufferSizeKb(cpu),
+          write: (d) => (instance.setBufferSizeKb(parseUnsigned(d, 'buffer_size_kb'), cpu), state.main.refresh(), bytes(d)),
+        };
+    }
+  }
+  if (first === 'events') return eventsFile(state, instance, rest.slice(1), path);
+  noSuch(path);
+}
+
+function eventsFile(state: TracerState, instance: Instance, rest: string[], path: string): FileNode {
+  const { control, registry } = state;
+  const slot = instance.slot;
+  const [sys, ev, file] = rest;
+  const enableNode = (events: () => ReturnType<typeof enableable>): FileNode => ({
+    pins: instance,
+    read: () => enableState(control, slot, events()),
+    write: (d) => (setEnabled(control, slot, events(), parseBool(d, 'enable')), bytes(d)),
+  });
+  if (rest.length === 1) {
+    if (sys === 'enable') return enableNode(() => enableable(registry));
+    if (sys === 'header_page') return { read: () => HEADER_PAGE_TEXT(instance.subbuf - 16) };
+    if (sys === 'header_event') return { read: () => HEADER_EVENT_TEXT };
+  }
+  const systemEvents = () => registry.all().filter((e) => e.system === sys);
+  if (!sys || systemEvents().length === 0) noSuch(path);
+  if (rest.length === 2 && ev === 'enable' && sys !== 'ftrace') return enableNode(() => enableable(registry, sys));
+  if (rest.length !== 3) noSuch(path);
+  const type = registry.get(sys, ev!);
+  if (!type) noSuch(path);
+  switch (file) {
+    case 'format':
+      return { read: () => type.formatFile() };
+    case 'id':
+      return { read: () => `${type.id}\n` };
+    case 'enable':
+      if (type.index === 0) break;
+      return {
+        pins: instance,
+        read: () => (control.isEnabled(slot, type.index) ? '1\n' : '0\n'),
+        write: (d) => (setEnabled(control, slot, [type], parseBool(d, 'enable')), bytes(d)),
+      };
+  }
+  noSuch(path);
+}

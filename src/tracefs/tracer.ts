@@ -1,0 +1,230 @@
+/**
+ * The root object: one tracer with its events, its top-level instance and named instances,
+ * driven by tracefs paths and values (`tracer.write('events/http/enable', '1')`), like libtracefs
+ * where no instance means the top level.
+ */
+import { MessageChannel, threadId } from 'node:worker_threads';
+import { fail } from '../errno.js';
+import type { EventOptions } from '../events/event.js';
+import type { FieldSpec } from '../events/fields.js';
+import { EventRegistry } from '../events/registry.js';
+import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
+import { ControlBlock } from '../instance/control.js';
+import { DEFAULT_BUFFER_KB, Instance, type PipeReader, type ThreadInfo } from '../instance/instance.js';
+import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
+import { NAME_MAX, resolveFile, splitPath, type FileNode, type TracerState } from './files.js';
+import { parseUnsigned } from './parse.js';
+
+export interface TracerOptions {
+  /** Most instances at once, the top level included (default 128). */
+  maxInstances?: number;
+  /** Most event types (default 4096). */
+  maxEvents?: number;
+  /** Environment to read NFTRACE_EVENT / NFTRACE_BUF_SIZE from (default process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+/** An open tracefs file. trace_pipe iterates its lines as they arrive; other files once. */
+export class TraceFile implements AsyncIterable<string> {
+  private readonly node: FileNode;
+  private readonly pipe: PipeReader | null;
+  private open = true;
+
+  constructor(node: FileNode) {
+    this.node = node;
+    this.pipe = node.pipe ? node.pipe() : null;
+    if (node.pins) node.pins.openFiles++;
+  }
+
+  /** What a read(2) would return now; trace_pipe gives what is there (maybe nothing) and consumes it. */
+  read(): string {
+    if (!this.open) fail('EBADF', 'file is closed');
+    if (this.pipe) return this.pipe.readAvailable();
+    if (!this.node.read) fail('EINVAL', 'file is not readable');
+    return this.node.read();
+  }
+
+  write(data: string, truncate = false): number {
+    if (!this.open) fail('EBADF', 'file is closed');
+    if (!this.node.write) fail('EINVAL', 'file is not writable');
+    return this.node.write(data, truncate);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
+    try {
+      if (this.pipe) {
+        yield* this.pipe.lines();
+      } else {
+        for (const line of this.read().split('\n')) if (line) yield line;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.pipe?.close();
+    if (this.node.pins) this.node.pins.openFiles--;
+  }
+}
+
+export class Tracer {
+  private readonly state: TracerState;
+  private readonly threads: ThreadInfo[] = [];
+  private readonly mainUpdates: RingUpdate[] = [];
+  private readonly startupEvents: string[];
+  private readonly freeSlots: number[];
+
+  constructor(options: TracerOptions = {}) {
+    const limits = { maxInstances: options.maxInstances ?? 128, maxEvents: options.maxEvents ?? 4096 };
+    const env = options.env ?? process.env;
+    const control = new ControlBlock(limits);
+    const registry = new EventRegistry(undefined, limits.maxEvents);
+    const main = new ThreadContext(0, control, registry, () => this.mainUpdates.splice(0));
+    this.threads.push({ cpu: 0, name: threadName(), deliver: (u) => this.mainUpdates.push(u) });
+    let bufferKb = DEFAULT_BUFFER_KB;
+    if (env.NFTRACE_BUF_SIZE) bufferKb = Math.max(1, parseUnsigned(env.NFTRACE_BUF_SIZE, 'NFTRACE_BUF_SIZE'));
+    const top = new Instance('', 0, control, registry, this.threads, bufferKb);
+    this.freeSlots = Array.from({ length: limits.maxInstances - 1 }, (_, i) => limits.maxInstances - 1 - i);
+    this.state = { control, registry, main, top, instances: new Map() };
+    this.startupEvents = (env.NFTRACE_EVENT ?? '').split(/[,\s]+/).filter(Boolean);
+    main.refresh();
+  }
+
+  /** Define (or get again) an event; the payload type follows from `fields`. */
+  defineEvent<F extends FieldSpec>(system: string, name: string, fields: F, options?: EventOptions): TraceEvent<F> {
+    const ev = this.state.main.defineEvent(system, name, fields, options);
+    applyStartupEvents(this.state.main, this.startupEvents, system, name);
+    return ev;
+  }
+
+  /** An instance by name; none (or '') is the top level. */
+  instance(name?: string): Instance {
+    if (!name) return this.state.top;
+    const inst = this.state.instances.get(name);
+    if (!inst) fail('ENOENT', `no instance '${name}'`);
+    return inst;
+  }
+
+  /** `cat path` */
+  read(path: string): string {
+    const node = resolveFile(this.state, path);
+    if (node.pipe) return this.withFile(node, (f) => f.read());
+    if (!node.read) fail('EINVAL', `${path} is not readable`);
+    return node.read();
+  }
+
+  /** `echo -n data > path`: an O_TRUNC open, then the write. Returns the bytes written. */
+  write(path: string, data: string): number {
+    return this.doWrite(path, data, true);
+  }
+
+  /** `echo -n data >> path` */
+  append(path: string, data: string): number {
+    return this.doWrite(path, data, false);
+  }
+
+  private doWrite(path: string, data: string, truncate: boolean): number {
+    const node = resolveFile(this.state, path);
+    if (!node.write) fail('EINVAL', `${path} is not writable`);
+    return node.write(data, truncate);
+  }
+
+  /** Open a file; it pins its instance until closed. trace_pipe is exclusive (EBUSY). */
+  open(path: string): TraceFile {
+    return new TraceFile(resolveFile(this.state, path));
+  }
+
+  private withFile<T>(node: FileNode, fn: (f: TraceFile) => T): T {
+    const file = new TraceFile(node);
+    try {
+      return fn(file);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** `mkdir instances/NAME` */
+  mkdir(path: string): Instance {
+    const parts = splitPath(path);
+    if (parts.length !== 2 || parts[0] !== 'instances') fail('EPERM', `${path}: instances are made only under instances/`);
+    const name = parts[1]!;
+    if (Buffer.byteLength(name) > NAME_MAX) fail('ENAMETOOLONG', 'instance name too long');
+    if (this.state.instances.has(name)) fail('EEXIST', `instance '${name}' exists`);
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) fail('ENOSPC', 'no free instance slots (see maxInstances)');
+    const { control, registry } = this.state;
+    control.clearInstance(slot);
+    const inst = new Instance(name, slot, control, registry, this.threads, DEFAULT_BUFFER_KB);
+    this.state.instances.set(name, inst);
+    control.bump();
+    this.state.main.refresh();
+    return inst;
+  }
+
+  /** `rmdir instances/NAME`: EBUSY while one of its files is open. */
+  rmdir(path: string): void {
+    const parts = splitPath(path);
+    if (parts.length !== 2 || parts[0] !== 'instances') fail('EPERM', `${path}: only instances can be removed`);
+    const inst = this.state.instances.get(parts[1]!);
+    if (!inst) fail('ENOENT', `no instance '${parts[1]}'`);
+    if (inst.openFiles > 0 || inst.pipeOpen) fail('EBUSY', `instance '${inst.name}' has open files`);
+    const { control } = this.state;
+    control.clearInstance(inst.slot);
+    for (const t of this.threads) t.deliver?.({ instance: inst.slot, sab: null, migrate: false });
+    this.state.instances.delete(inst.name);
+    this.freeSlots.push(inst.slot);
+    control.bump();
+    this.state.main.refresh();
+  }
+
+  /** Names of the named instances. */
+  instanceNames(): string[] {
+    return [...this.state.instances.keys()];
+  }
+
+  /**
+   * A handle for a worker thread: pass `handle` in workerData with `transferList`, then call
+   * attach(workerData.…) in the worker. The worker becomes per_cpu/cpuN in every instance.
+   */
+  threadHandle(name?: string): { handle: ThreadHandle; transferList: [MessagePort] } {
+    const { port1, port2 } = new MessageChannel();
+    port1.unref();
+    const cpu = this.threads.length;
+    const info: ThreadInfo = {
+      cpu,
+      name: (name ?? `worker-${cpu}`).slice(0, 15),
+      deliver: (u) => {
+        port1.postMessage(u);
+      },
+    };
+    // The worker's end closes when it exits: from then on its rings are ours to change.
+    port1.on('close', () => {
+      info.deliver = null;
+    });
+    this.threads.push(info);
+    for (const inst of [this.state.top, ...this.state.instances.values()]) inst.addThread(info);
+    this.state.control.bump();
+    const { control, registry } = this.state;
+    const handle: ThreadHandle = {
+      kind: 'nftrace-thread',
+      cpu,
+      name: info.name,
+      control: control.sab,
+      registry: registry.sab,
+      limits: { maxInstances: control.maxInstances, maxEvents: control.maxEvents },
+      port: port2,
+      startupEvents: this.startupEvents,
+    };
+    return { handle, transferList: [port2] };
+  }
+}
+
+function threadName(): string {
+  const title = process.title.split('/').pop() || 'node';
+  return (threadId === 0 ? title : `worker-${threadId}`).slice(0, 15);
+}
+
+type MessagePort = import('node:worker_threads').MessagePort;
