@@ -382,6 +382,8 @@ export class RingWriter {
       const head = state >>> v.kBits;
       if (v.distance(next, head) < v.pages) break;
       if (!v.overwrite) {
+        // Like rb_move_tail()'s out_reset: the refused event still closes the tail page.
+        this.closePage();
         this.drop();
         return false;
       }
@@ -427,6 +429,7 @@ export class RingWriter {
     } else if (room >= 4) {
       this.dv.setUint32(at, TYPE_PADDING, true);
     }
+    this.pos = this.dataSize + 1; // closed: the next event needs a new page
   }
 }
 
