@@ -175,14 +175,17 @@ export class Instance {
     return CLOCKS.map((c, i) => (i === this.clock ? `[${c}]` : c)).join(' ') + '\n';
   }
 
-  /** trace_clock: switching clears the buffers, as in the kernel. */
+  /**
+   * trace_clock: switching resets the buffers, as the kernel's ring_buffer_reset() does: deltas
+   * from one clock mean nothing in another, so each thread starts a fresh ring.
+   */
   setClock(name: string): void {
     const index = CLOCKS.indexOf(name as ClockName);
     if (index < 0) fail('EINVAL', `unknown clock '${name}' (have: ${CLOCKS.join(' ')})`);
     if (index === this.clock) return;
     this.control.setClock(this.slot, index);
+    this.cpus.forEach((r, c) => this.replaceRing(c, r.pages, false));
     this.control.bump();
-    this.clear();
   }
 
   now(): number {
@@ -299,7 +302,7 @@ export class PipeReader {
     // Follow rings that were replaced (resize) since the last read.
     this.consumers = this.consumers.map((c, i) => {
       const view = this.instance.ring(this.cpus[i]!);
-      return c.view === view ? c : new RingConsumer(view);
+      return c.view === view ? c : new RingConsumer(view, c.lastOverrun);
     });
     const out: string[] = [];
     while (out.length < max) {

@@ -125,13 +125,15 @@ export class RingConsumer {
   readonly view: RingView;
   readonly pending = new EventList();
   private next = 0;
-  private lastOverrun: number;
+  /** The ring's overrun count when this reader last delivered; a later rise is reported as lost. */
+  lastOverrun: number;
   /** Events overwritten since the previous delivery, for `[LOST N EVENTS]`. */
   lost = 0;
 
-  constructor(view: RingView) {
+  /** `lastOverrun`: carry it over when following a ring that replaced another (a resize). */
+  constructor(view: RingView, lastOverrun = view.counters().overrun) {
     this.view = view;
-    this.lastOverrun = view.counters().overrun;
+    this.lastOverrun = lastOverrun;
   }
 
   get hasPending(): boolean {
