@@ -6,6 +6,7 @@
  */
 import { fail } from '../errno.js';
 import { EventDef, type EventOptions } from '../events/event.js';
+import type { Encoder } from '../events/codegen.js';
 import type { FieldSpec, Payload } from '../events/fields.js';
 import { MARKER_OVERHEAD, PRINT_BUF_OFFSET, PRINT_ID } from '../events/ftrace.js';
 import type { EventRegistry } from '../events/registry.js';
@@ -30,7 +31,12 @@ interface Sink {
 
 const NO_SINKS: Sink[] = [];
 
-/** A typed event as the code that emits it sees it. */
+/**
+ * A typed event as the code that emits it sees it. emit() has two paths, chosen when the
+ * configuration changes (not per event): with exactly one sink it writes inline, small enough
+ * for V8 to inline at the call site, where the generated encoder is monomorphic; otherwise it
+ * goes through ThreadContext.write(), which also notices configuration changes.
+ */
 export class TraceEvent<F extends FieldSpec = FieldSpec> {
   readonly def: EventDef;
   /** Byte lengths of the dynamic fields, measured by the sizer and reused by the encoder. */
@@ -39,6 +45,17 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
   private readonly active: Uint8Array;
   private readonly index: number;
   private readonly thread: ThreadContext;
+  private readonly words: Int32Array;
+  private readonly encode: Encoder;
+  private readonly pid: number;
+  /** Payload bytes, 4-aligned, when every field is fixed-size; -1 otherwise. */
+  private readonly fixedSize: number;
+  /** The single sink's writer, or null to take the general path. */
+  private single: RingWriter | null = null;
+  private singleOn = 0;
+  private singleCounter = false;
+  /** Control generation the fast path was built for. */
+  private built = -1;
 
   constructor(def: EventDef, thread: ThreadContext) {
     this.def = def;
@@ -46,6 +63,20 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
     this.lens = new Int32Array(Math.max(1, def.dynamicCount));
     this.thread = thread;
     this.active = thread.control.active;
+    this.words = thread.control.i32;
+    this.encode = def.encode;
+    this.pid = thread.pid;
+    this.fixedSize = def.layout.fixed ? (def.layout.fixedSize + 3) & ~3 : -1;
+  }
+
+  /** Called by the thread when the configuration changed. */
+  rebuild(sinks: Sink[], generation: number): void {
+    this.sinks = sinks;
+    this.built = generation;
+    const one = sinks.length === 1 ? sinks[0]! : null;
+    this.single = one ? one.writer : null;
+    this.singleOn = one ? one.onWord : 0;
+    this.singleCounter = one ? one.clock === CLOCK_COUNTER : false;
   }
 
   get system(): string {
@@ -67,7 +98,18 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
 
   emit(payload: Payload<F>): void {
     if (this.active[this.index] === 0) return;
-    this.thread.write(this, payload);
+    const w = this.single;
+    if (w === null || this.words[I_GENERATION] !== this.built) {
+      this.thread.write(this, payload);
+      return;
+    }
+    if (this.words[this.singleOn] === 0) return;
+    const ts = this.singleCounter ? counterNow(this.words, I_COUNTER) : monoNow();
+    const size = this.fixedSize >= 0 ? this.fixedSize : (this.def.size(payload, this.lens) + 3) & ~3;
+    const at = w.reserve(size, ts);
+    if (at < 0) return;
+    this.encode(w.dv, w.u8, at, payload, this.pid, this.lens);
+    w.commit();
   }
 }
 
@@ -174,7 +216,7 @@ export class ThreadContext {
   refresh(): void {
     this.generation = Atomics.load(this.i32, I_GENERATION);
     for (const u of this.takeUpdates()) this.apply(u);
-    for (const ev of this.events.values()) ev.sinks = this.sinksFor(ev.def.index);
+    for (const ev of this.events.values()) ev.rebuild(this.sinksFor(ev.def.index), this.generation);
   }
 
   private apply(u: RingUpdate): void {

@@ -241,6 +241,9 @@ export class RingView {
   }
 }
 
+/** Whether plain stores become visible to other cores in program order (x86's TSO). */
+const ORDERED_STORES = process.arch === 'x64' || process.arch === 'ia32';
+
 function align(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
@@ -313,8 +316,26 @@ export class RingWriter {
    * Reserve room for an event with `payload` bytes at time `ts`, write its header, and return
    * the byte offset of its payload; -1 if it was dropped (counted). Call commit() after filling
    * the payload. `payload` must already be 4-byte aligned.
+   *
+   * The common case (a small event that fits the current page, less than 2^27 ns after the
+   * previous one) is kept tiny so V8 inlines it into emit(); everything else is reserveSlow().
    */
   reserve(payload: number, ts: number): number {
+    const pos = this.pos;
+    const delta = ts - this.lastTs;
+    // Small payloads: header + payload; 12 bytes becomes 16 (see eventLength()).
+    const len = payload === 8 ? 16 : payload + 4;
+    if (payload > 112 || pos === 0 || delta < 0 || delta > 134217727 || pos + len > this.dataSize) {
+      return this.reserveSlow(payload, ts);
+    }
+    const at = this.data + pos;
+    this.dv.setUint32(at, ((len - 4) >> 2) | (delta << 5), true);
+    this.pos = pos + len;
+    this.lastTs = ts;
+    return at + 4;
+  }
+
+  private reserveSlow(payload: number, ts: number): number {
     const len = eventLength(payload);
     let pos = this.pos;
     let delta = ts - this.lastTs;
@@ -355,11 +376,17 @@ export class RingWriter {
     return at;
   }
 
-  /** Publish the event reserved last. */
+  /**
+   * Publish the event reserved last. On x86-64 a plain store is enough: the CPU makes stores
+   * visible in program order (TSO) and V8 keeps typed-array stores in program order, so a reader
+   * that sees the new commit sees the event. Elsewhere (weakly ordered CPUs) it is a release
+   * store, Atomics.store. The choice is made once, at load time.
+   */
   commit(): void {
     this.pageEntries++;
     this.f64[F_COMMITTED] = ++this.committed;
-    Atomics.store(this.i32, this.commitIndex, this.pos);
+    if (ORDERED_STORES) this.i32[this.commitIndex] = this.pos;
+    else Atomics.store(this.i32, this.commitIndex, this.pos);
   }
 
   /** Count an event that never reached the ring (full in producer/consumer mode, or too big). */

@@ -1,0 +1,147 @@
+/**
+ * `npm run bench`: what an event costs, against the baselines named in issue #3, in one run.
+ * Prints a table and writes bench/results/core-<timestamp>.json.
+ */
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Tracer } from '../src/index.js';
+import { monoNow } from '../src/instance/clock.js';
+
+interface Row { name: string; nsPerOp: number; note?: string }
+const rows: Row[] = [];
+const quick = process.argv.includes('--quick');
+
+/** Median ns/op over repeated timed runs of `fn(n)`, after a warm-up. */
+function measure(name: string, fn: (n: number) => void, n: number, note?: string): number {
+  const iterations = quick ? Math.max(1, Math.floor(n / 10)) : n;
+  fn(Math.min(iterations, 100_000));
+  const samples: number[] = [];
+  for (let r = 0; r < (quick ? 3 : 7); r++) {
+    const start = process.hrtime.bigint();
+    fn(iterations);
+    samples.push(Number(process.hrtime.bigint() - start) / iterations);
+  }
+  samples.sort((a, b) => a - b);
+  const ns = samples[Math.floor(samples.length / 2)]!;
+  rows.push({ name, nsPerOp: ns, note });
+  return ns;
+}
+
+let sink = 0;
+
+function nftraceCases() {
+  const tracer = new Tracer();
+  const off = tracer.defineEvent('bench', 'off', { a: 'u32', b: 'u32', c: 'u32' });
+  const num = tracer.defineEvent('bench', 'num', { a: 'u32', b: 'u32', c: 'u32' });
+  const str = tracer.defineEvent('bench', 'str', { a: 'u32', s: 'string' });
+  tracer.write('events/bench/num/enable', '1');
+  tracer.write('events/bench/str/enable', '1');
+  const text = 'GET /api/v1/users/42';
+  measure('disabled event', (n) => { for (let i = 0; i < n; i++) off.emit({ a: i, b: 2, c: 3 }); }, 50_000_000);
+  measure('enabled, 3 numeric fields (local clock)', (n) => { for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 }); }, 5_000_000);
+  measure('enabled, u32 + 20-char string', (n) => { for (let i = 0; i < n; i++) str.emit({ a: i, s: text }); }, 5_000_000);
+  tracer.write('trace_clock', 'counter');
+  measure('enabled, 3 numeric fields (counter clock)', (n) => { for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 }); }, 5_000_000);
+  tracer.write('trace_clock', 'local');
+  return { tracer, num };
+}
+
+function clockCases() {
+  measure('clock read: performance.now()', (n) => { for (let i = 0; i < n; i++) sink += performance.now(); }, 5_000_000);
+  measure('clock read: nftrace monoNow()', (n) => { for (let i = 0; i < n; i++) sink += monoNow(); }, 5_000_000);
+}
+
+function baselineCases() {
+  const devnull = openSync('/dev/null', 'w');
+  const log = pino(pino.destination({ dest: devnull, sync: true }));
+  measure('pino info (sync, /dev/null)', (n) => { for (let i = 0; i < n; i++) log.info({ a: i, b: 2, c: 3 }, 'req'); }, 200_000);
+  const nullSync = new Writable({ write(chunk, _enc, cb) { require_write(chunk); cb(); } });
+  const con = new Console({ stdout: nullSync });
+  measure('console.log (/dev/null)', (n) => { for (let i = 0; i < n; i++) con.log('req', i, 2, 3); }, 200_000);
+  const exporter = { export: (_spans: unknown, cb: (r: { code: number }) => void) => cb({ code: 0 }), shutdown: async () => {} };
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter as never)] });
+  const otel = provider.getTracer('bench');
+  measure('OpenTelemetry SDK span (batch, no-op exporter)', (n) => {
+    for (let i = 0; i < n; i++) { const s = otel.startSpan('req'); s.setAttribute('a', i); s.end(); }
+  }, 200_000);
+  const channel = diagnostics_channel.channel('nftrace-bench');
+  const subscriber = (m: unknown) => { sink += (m as { a: number }).a; };
+  channel.subscribe(subscriber);
+  measure('diagnostics_channel publish, 1 subscriber', (n) => { for (let i = 0; i < n; i++) channel.publish({ a: i, b: 2, c: 3 }); }, 5_000_000);
+  channel.unsubscribe(subscriber);
+  void provider.shutdown();
+  function require_write(chunk: Buffer) { sink += chunk.length; }
+}
+
+async function workerCase(workers: number, count: number): Promise<number> {
+  const tracer = new Tracer();
+  tracer.defineEvent('bench', 'num', { a: 'u32', b: 'u32', c: 'u32' });
+  tracer.write('events/bench/num/enable', '1');
+  const file = fileURLToPath(new URL('./emit-worker.js', import.meta.url));
+  const list = Array.from({ length: workers }, () => {
+    const { handle, transferList } = tracer.threadHandle();
+    return new Worker(file, { workerData: { handle, count }, transferList });
+  });
+  await Promise.all(list.map((w) => new Promise((r) => w.once('message', r))));
+  const start = process.hrtime.bigint();
+  const times = await Promise.all(list.map((w) => new Promise<number>((r) => { w.once('message', r); w.postMessage('go'); })));
+  const wall = Number(process.hrtime.bigint() - start);
+  await Promise.all(list.map((w) => w.terminate()));
+  void times;
+  return (workers * count) / (wall / 1e9);
+}
+
+function heapCase(num: { emit(p: { a: number; b: number; c: number }): void }): { before: number; after: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return { before: NaN, after: NaN };
+  for (let i = 0; i < 1e5; i++) num.emit({ a: i, b: 2, c: 3 });
+  gc(); gc();
+  const before = process.memoryUsage().heapUsed;
+  const n = quick ? 1e6 : 1e7;
+  for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 });
+  gc(); gc();
+  return { before, after: process.memoryUsage().heapUsed };
+}
+
+async function main() {
+  clockCases();
+  const { num } = nftraceCases();
+  baselineCases();
+  const perWorker = quick ? 500_000 : 5_000_000;
+  const w1 = await workerCase(1, perWorker);
+  const w2 = await workerCase(2, perWorker);
+  const heap = heapCase(num);
+  const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
+  const numeric = get('enabled, 3 numeric');
+  const clock = get('clock read: nftrace');
+  const pinoNs = get('pino');
+  const checks = {
+    'disabled <= 1.5 ns': get('disabled event') <= 1.5,
+    'enabled numeric <= clock + 10 ns': numeric <= clock + 10,
+    'pino / nftrace >= 35': pinoNs / numeric >= 35,
+    'heap flat across 10^7 events (< 1 MB growth)': heap.after - heap.before < 1 << 20,
+  };
+  console.log(`\nnftrace core benchmark (node ${process.version}, ${quick ? 'quick' : 'full'} run)\n`);
+  console.log('| case | ns/op | vs nftrace enabled numeric |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.nsPerOp.toFixed(2)} | ${(r.nsPerOp / numeric).toFixed(2)}x |`);
+  console.log(`\nenabled numeric - clock read: ${(numeric - clock).toFixed(2)} ns`);
+  console.log(`pino / nftrace: ${(pinoNs / numeric).toFixed(1)}x; console.log / nftrace: ${(get('console.log') / numeric).toFixed(1)}x; OTel span / nftrace: ${(get('OpenTelemetry') / numeric).toFixed(1)}x`);
+  console.log(`events/s, 1 worker: ${(w1 / 1e6).toFixed(2)} M; 2 workers: ${(w2 / 1e6).toFixed(2)} M`);
+  console.log(`heap after GC: ${(heap.before / 1e6).toFixed(2)} MB before, ${(heap.after / 1e6).toFixed(2)} MB after ${quick ? '10^6' : '10^7'} events`);
+  for (const [k, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'MISS'}  ${k}`);
+  const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, checks, sink }, null, 2));
+  console.log(`\nsaved ${out}`);
+}
+
+await main();
