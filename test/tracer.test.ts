@@ -73,6 +73,15 @@ test('a disabled event records nothing; each instance records what it enables', 
   ev.emit({ n: 4 });
   assert.equal(events(t.read('instances/a/trace')).length, 2);
   assert.equal(events(t.read('trace')).length, 2);
+  // Enabled only where tracing is off: the event is off at its first test.
+  t.write('tracing_on', '0');
+  assert.equal(ev.enabled, false);
+  ev.emit({ n: 5 });
+  t.write('instances/a/tracing_on', '1');
+  assert.equal(ev.enabled, true);
+  ev.emit({ n: 6 });
+  assert.deepEqual(events(t.read('instances/a/trace')).map((l) => l.split(': ').pop()), ['n=2', 'n=3', 'n=6']);
+  assert.equal(events(t.read('trace')).length, 2);
 });
 
 test('field types: integers, 64-bit as number or bigint, bool, char[N], strings, bytes', () => {

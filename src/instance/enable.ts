@@ -22,9 +22,10 @@ export function enableState(control: ControlBlock, slot: number, events: EventTy
 }
 
 export function setEnabled(control: ControlBlock, slot: number, events: EventType[], on: boolean): void {
-  let changed = false;
-  for (const e of events) changed = control.setEnabled(slot, e.index, on) || changed;
-  if (changed) control.bump();
+  if (events.every((e) => control.isEnabled(slot, e.index) === on)) return;
+  control.change(() => {
+    for (const e of events) control.setEnabled(slot, e.index, on);
+  });
 }
 
 /**

@@ -58,9 +58,11 @@ export class Instance {
     this.registry = registry;
     this.threads = threads;
     this.defaultPages = pagesFor(bufferKb, this.subbuf);
-    control.setTracingOn(slot, true);
-    control.setClock(slot, CLOCK_LOCAL);
-    for (const t of threads) this.addThread(t);
+    control.change(() => {
+      control.setTracingOn(slot, true);
+      control.setClock(slot, CLOCK_LOCAL);
+      for (const t of threads) this.addThread(t);
+    });
   }
 
   /** Give a (new) thread its ring in this instance. */
@@ -125,11 +127,12 @@ export class Instance {
     this.ensureRingFits(pages);
     const targets = cpu === undefined ? this.cpus.map((_, i) => i) : [cpu];
     if (cpu === undefined) this.defaultPages = pages;
-    for (const c of targets) {
-      this.ring(c);
-      if (this.cpus[c]!.pages !== pages) this.replaceRing(c, pages, true);
-    }
-    this.control.bump();
+    this.control.change(() => {
+      for (const c of targets) {
+        this.ring(c);
+        if (this.cpus[c]!.pages !== pages) this.replaceRing(c, pages, true);
+      }
+    });
   }
 
   subbufSizeKb(): string {
@@ -147,8 +150,7 @@ export class Instance {
     const defaultKb = sizeKbOf(this.defaultPages, this.subbuf);
     this.subbuf = subbuf;
     this.defaultPages = pagesFor(defaultKb, subbuf);
-    this.cpus.forEach((_, c) => this.replaceRing(c, pagesFor(kbs[c]!, subbuf), false));
-    this.control.bump();
+    this.control.change(() => this.cpus.forEach((_, c) => this.replaceRing(c, pagesFor(kbs[c]!, subbuf), false)));
   }
 
   private ensureRingFits(pages: number): void {
@@ -183,9 +185,10 @@ export class Instance {
     const index = CLOCKS.indexOf(name as ClockName);
     if (index < 0) fail('EINVAL', `unknown clock '${name}' (have: ${CLOCKS.join(' ')})`);
     if (index === this.clock) return;
-    this.control.setClock(this.slot, index);
-    this.cpus.forEach((r, c) => this.replaceRing(c, r.pages, false));
-    this.control.bump();
+    this.control.change(() => {
+      this.control.setClock(this.slot, index);
+      this.cpus.forEach((r, c) => this.replaceRing(c, r.pages, false));
+    });
   }
 
   now(): number {

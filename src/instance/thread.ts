@@ -1,8 +1,8 @@
 /**
  * What one thread (the main thread or a worker) needs to write events: its ring writers, one per
- * instance, and the events it defined. Configuration reaches it as a generation bump in the
- * control block plus ring updates in its inbox; on the next write after a bump it rebuilds every
- * event's list of sinks, so the emit path itself never checks configuration.
+ * instance, and the events it defined. Configuration reaches it as a new generation in the
+ * control block (see control.ts) plus ring updates in its inbox; the first write that sees a new
+ * generation rebuilds every event's list of sinks, so the emit path never checks configuration.
  */
 import { fail } from '../errno.js';
 import { EventDef, type EventOptions } from '../events/event.js';
@@ -13,7 +13,7 @@ import type { EventRegistry } from '../events/registry.js';
 import { snapshotRing } from '../ring/reader.js';
 import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
-import { ControlBlock, I_COUNTER, I_GENERATION } from './control.js';
+import { ControlBlock, I_COUNTER } from './control.js';
 
 /** A ring handed to a thread: for instance slot `instance`, `sab` null to remove. */
 export interface RingUpdate {
@@ -23,9 +23,9 @@ export interface RingUpdate {
   migrate: boolean;
 }
 
+/** Where an event goes: the ring of an instance that enables it and has tracing on. */
 interface Sink {
   writer: RingWriter;
-  onWord: number;
   clock: number;
 }
 
@@ -42,7 +42,7 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
   /** Byte lengths of the dynamic fields, measured by the sizer and reused by the encoder. */
   readonly lens: Int32Array;
   sinks: Sink[] = NO_SINKS;
-  private readonly active: Uint8Array;
+  private readonly active: Uint32Array;
   private readonly index: number;
   private readonly thread: ThreadContext;
   private readonly words: Int32Array;
@@ -52,10 +52,9 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
   private readonly fixedSize: number;
   /** The single sink's writer, or null to take the general path. */
   private single: RingWriter | null = null;
-  private singleOn = 0;
   private singleCounter = false;
-  /** Control generation the fast path was built for. */
-  private built = -1;
+  /** Control generation the sinks were built for (0: never). */
+  built = 0;
 
   constructor(def: EventDef, thread: ThreadContext) {
     this.def = def;
@@ -75,7 +74,6 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
     this.built = generation;
     const one = sinks.length === 1 ? sinks[0]! : null;
     this.single = one ? one.writer : null;
-    this.singleOn = one ? one.onWord : 0;
     this.singleCounter = one ? one.clock === CLOCK_COUNTER : false;
   }
 
@@ -97,13 +95,13 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
   }
 
   emit(payload: Payload<F>): void {
-    if (this.active[this.index] === 0) return;
+    const generation = this.active[this.index]!;
+    if (generation === 0) return;
     const w = this.single;
-    if (w === null || this.words[I_GENERATION] !== this.built) {
+    if (w === null || generation !== this.built) {
       this.thread.write(this, payload);
       return;
     }
-    if (this.words[this.singleOn] === 0) return;
     const ts = this.singleCounter ? counterNow(this.words, I_COUNTER) : monoNow();
     const size = this.fixedSize >= 0 ? this.fixedSize : (this.def.size(payload, this.lens) + 3) & ~3;
     const at = w.reserve(size, ts);
@@ -164,7 +162,7 @@ export class ThreadContext {
 
   /** The slow half of emit(): the event is recorded somewhere; write it to this thread's rings. */
   write(ev: TraceEvent<any>, p: unknown): void {
-    if (this.i32[I_GENERATION] !== this.generation) this.refresh();
+    if (this.control.generation !== this.generation) this.refresh();
     const sinks = ev.sinks;
     const count = sinks.length;
     if (count === 0) return;
@@ -173,7 +171,6 @@ export class ThreadContext {
     let mono = -1;
     for (let i = 0; i < count; i++) {
       const s = sinks[i]!;
-      if (this.i32[s.onWord] === 0) continue;
       const ts = s.clock === CLOCK_COUNTER ? counterNow(this.i32, I_COUNTER) : mono < 0 ? (mono = monoNow()) : mono;
       const w = s.writer;
       const at = w.reserve(aligned, ts);
@@ -214,7 +211,7 @@ export class ThreadContext {
 
   /** Apply pending ring updates and rebuild every event's sinks. */
   refresh(): void {
-    this.generation = Atomics.load(this.i32, I_GENERATION);
+    this.generation = this.control.generation;
     for (const u of this.takeUpdates()) this.apply(u);
     for (const ev of this.events.values()) ev.rebuild(this.sinksFor(ev.def.index), this.generation);
   }
@@ -235,8 +232,8 @@ export class ThreadContext {
     const sinks: Sink[] = [];
     for (let inst = 0; inst < this.writers.length; inst++) {
       const writer = this.writers[inst];
-      if (!writer || !this.control.isEnabled(inst, index)) continue;
-      sinks.push({ writer, onWord: this.control.tracingOnWord(inst), clock: this.control.clock(inst) });
+      if (!writer || !this.control.isEnabled(inst, index) || !this.control.tracingOn(inst)) continue;
+      sinks.push({ writer, clock: this.control.clock(inst) });
     }
     return sinks.length ? sinks : NO_SINKS;
   }

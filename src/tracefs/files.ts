@@ -70,7 +70,11 @@ export function resolveFile(state: TracerState, path: string): FileNode {
         return {
           pins: instance,
           read: () => (control.tracingOn(slot) ? '1\n' : '0\n'),
-          write: (d) => (control.setTracingOn(slot, parseUnsigned(d, 'tracing_on') !== 0), bytes(d)),
+          write: (d) => {
+            const on = parseUnsigned(d, 'tracing_on') !== 0;
+            control.change(() => control.setTracingOn(slot, on));
+            return bytes(d);
+          },
         };
       case 'buffer_size_kb':
         return {

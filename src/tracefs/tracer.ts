@@ -156,10 +156,11 @@ export class Tracer {
     const slot = this.freeSlots.pop();
     if (slot === undefined) fail('ENOSPC', 'no free instance slots (see maxInstances)');
     const { control, registry } = this.state;
-    control.clearInstance(slot);
-    const inst = new Instance(name, slot, control, registry, this.threads, DEFAULT_BUFFER_KB);
+    const inst = control.change(() => {
+      control.clearInstance(slot);
+      return new Instance(name, slot, control, registry, this.threads, DEFAULT_BUFFER_KB);
+    });
     this.state.instances.set(name, inst);
-    control.bump();
     this.state.main.refresh();
     return inst;
   }
@@ -172,11 +173,12 @@ export class Tracer {
     if (!inst) fail('ENOENT', `no instance '${parts[1]}'`);
     if (inst.openFiles > 0 || inst.pipeOpen) fail('EBUSY', `instance '${inst.name}' has open files`);
     const { control } = this.state;
-    control.clearInstance(inst.slot);
-    for (const t of this.threads) t.deliver?.({ instance: inst.slot, sab: null, migrate: false });
+    control.change(() => {
+      control.clearInstance(inst.slot);
+      for (const t of this.threads) t.deliver?.({ instance: inst.slot, sab: null, migrate: false });
+    });
     this.state.instances.delete(inst.name);
     this.freeSlots.push(inst.slot);
-    control.bump();
     this.state.main.refresh();
   }
 
@@ -205,9 +207,10 @@ export class Tracer {
       info.deliver = null;
     });
     this.threads.push(info);
-    for (const inst of [this.state.top, ...this.state.instances.values()]) inst.addThread(info);
-    this.state.control.bump();
     const { control, registry } = this.state;
+    control.change(() => {
+      for (const inst of [this.state.top, ...this.state.instances.values()]) inst.addThread(info);
+    });
     const handle: ThreadHandle = {
       kind: 'nftrace-thread',
       cpu,
