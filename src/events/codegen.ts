@@ -8,7 +8,8 @@
  *   - integers computed here (offsets, sizes, the event id), and
  *   - method names chosen from fixed tables below.
  * No other text (no format strings, no filter text, nothing read from a control file or a
- * trace file) ever reaches the Function constructor.
+ * trace file) ever reaches the Function constructor. instance/thread.ts compiles these
+ * statements into each event's emit() under the same rule.
  */
 import { Buffer } from 'node:buffer';
 import type { EventLayout, FieldLayout } from './fields.js';
@@ -106,7 +107,14 @@ export function buildSizer(layout: EventLayout): Sizer {
   return new Function('utf8Length', `"use strict"; return function size(p, lens) {\n${lines.join('\n')}\n};`)(utf8Length);
 }
 
-export function buildEncoder(layout: EventLayout, id: number): Encoder {
+/** Helpers the encoder statements call, passed by these names to whoever compiles them. */
+export const ENCODER_HELPERS = { write64, writeChars, writeUtf8 };
+
+/**
+ * The statements that write a record at `at`, given `dv`, `u8`, `p` (the payload), `pid` and
+ * `lens`. Callers compile them inside their own function (an event's emit() inlines them).
+ */
+export function encoderStatements(layout: EventLayout, id: number): string {
   const lines = [`dv.setUint32(at, ${id >>> 0}, true);`, 'dv.setInt32(at + 4, pid, true);'];
   let slot = 0;
   let dynamic = false;
@@ -142,9 +150,14 @@ export function buildEncoder(layout: EventLayout, id: number): Encoder {
         break;
     }
   }
+  return lines.join('\n');
+}
+
+/** Compile encoderStatements() output into a standalone encoder. */
+export function buildEncoder(statements: string): Encoder {
   // eslint-disable-next-line no-new-func -- see the safety note at the top of this file
   return new Function(
-    'write64', 'writeChars', 'writeUtf8',
-    `"use strict"; return function encode(dv, u8, at, p, pid, lens) {\n${lines.join('\n')}\n};`,
-  )(write64, writeChars, writeUtf8);
+    ...Object.keys(ENCODER_HELPERS),
+    `"use strict"; return function encode(dv, u8, at, p, pid, lens) {\n${statements}\n};`,
+  )(...Object.values(ENCODER_HELPERS));
 }

@@ -4,7 +4,7 @@
  * or not) lives elsewhere, as bytes.
  */
 import { fail } from '../errno.js';
-import { buildEncoder, buildSizer, type Encoder, type Sizer } from './codegen.js';
+import { buildEncoder, buildSizer, encoderStatements, type Encoder, type Sizer } from './codegen.js';
 import { COMMON_FIELDS, IDENTIFIER, layoutFields, type EventLayout, type FieldLayout, type FieldSpec } from './fields.js';
 import { conversions, format, parseFormat, type Segment } from './printf.js';
 
@@ -55,6 +55,8 @@ export class EventDef implements EventType {
   readonly spec: FieldSpec;
   readonly layout: EventLayout;
   readonly encode: Encoder;
+  /** The encoder's statements, for emitters that compile it in line (see codegen.ts). */
+  readonly encoderSource: string;
   readonly size: Sizer;
   readonly print: PrintSpec | undefined;
   private readonly segments: Segment[];
@@ -89,7 +91,8 @@ export class EventDef implements EventType {
       this.segments = parseFormat(this.layout.fields.map((f) => `${f.name}=${defaultConversion(f)}`).join(' '));
       this.printFields = this.layout.fields;
     }
-    this.encode = buildEncoder(this.layout, id);
+    this.encoderSource = encoderStatements(this.layout, id);
+    this.encode = buildEncoder(this.encoderSource);
     this.size = buildSizer(this.layout);
   }
 

@@ -6,7 +6,7 @@
  */
 import { fail } from '../errno.js';
 import { EventDef, type EventOptions } from '../events/event.js';
-import type { Encoder } from '../events/codegen.js';
+import { ENCODER_HELPERS } from '../events/codegen.js';
 import type { FieldSpec, Payload } from '../events/fields.js';
 import { MARKER_OVERHEAD, PRINT_BUF_OFFSET, PRINT_ID } from '../events/ftrace.js';
 import type { EventRegistry } from '../events/registry.js';
@@ -33,39 +33,34 @@ const NO_SINKS: Sink[] = [];
 
 /**
  * A typed event as the code that emits it sees it. emit() has two paths, chosen when the
- * configuration changes (not per event): with exactly one sink it writes inline, small enough
- * for V8 to inline at the call site, where the generated encoder is monomorphic; otherwise it
+ * configuration changes (not per event): with exactly one sink it writes in line; otherwise it
  * goes through ThreadContext.write(), which also notices configuration changes.
+ *
+ * emit() is compiled per event (see buildEmit) so that each has its own type feedback: V8
+ * inlines it at the call site with the event's encoder in line, however many event types a
+ * program defines, and a disabled event costs one load and one branch.
  */
 export class TraceEvent<F extends FieldSpec = FieldSpec> {
   readonly def: EventDef;
   /** Byte lengths of the dynamic fields, measured by the sizer and reused by the encoder. */
   readonly lens: Int32Array;
+  /** Record `payload` in every instance that enables this event (with tracing on). */
+  readonly emit: (payload: Payload<F>) => void;
   sinks: Sink[] = NO_SINKS;
+  /** The single sink's writer, or null to take the general path. Read by emit(). */
+  single: RingWriter | null = null;
+  singleCounter = false;
+  /** Control generation the sinks were built for (0: never). Read by emit(). */
+  built = 0;
   private readonly active: Uint32Array;
   private readonly index: number;
-  private readonly thread: ThreadContext;
-  private readonly words: Int32Array;
-  private readonly encode: Encoder;
-  private readonly pid: number;
-  /** Payload bytes, 4-aligned, when every field is fixed-size; -1 otherwise. */
-  private readonly fixedSize: number;
-  /** The single sink's writer, or null to take the general path. */
-  private single: RingWriter | null = null;
-  private singleCounter = false;
-  /** Control generation the sinks were built for (0: never). */
-  built = 0;
 
   constructor(def: EventDef, thread: ThreadContext) {
     this.def = def;
     this.index = def.index;
     this.lens = new Int32Array(Math.max(1, def.dynamicCount));
-    this.thread = thread;
     this.active = thread.control.active;
-    this.words = thread.control.i32;
-    this.encode = def.encode;
-    this.pid = thread.pid;
-    this.fixedSize = def.layout.fixed ? (def.layout.fixedSize + 3) & ~3 : -1;
+    this.emit = buildEmit(this, thread);
   }
 
   /** Called by the thread when the configuration changed. */
@@ -93,22 +88,33 @@ export class TraceEvent<F extends FieldSpec = FieldSpec> {
   get enabled(): boolean {
     return this.active[this.index] !== 0;
   }
+}
 
-  emit(payload: Payload<F>): void {
-    const generation = this.active[this.index]!;
-    if (generation === 0) return;
-    const w = this.single;
-    if (w === null || generation !== this.built) {
-      this.thread.write(this, payload);
-      return;
-    }
-    const ts = this.singleCounter ? counterNow(this.words, I_COUNTER) : monoNow();
-    const size = this.fixedSize >= 0 ? this.fixedSize : (this.def.size(payload, this.lens) + 3) & ~3;
-    const at = w.reserve(size, ts);
-    if (at < 0) return;
-    this.encode(w.dv, w.u8, at, payload, this.pid, this.lens);
-    w.commit();
+/**
+ * Compile an event's emit(). The source is the fixed text below, integers, and the encoder
+ * statements of events/codegen.ts, under that file's safety rule: no user text.
+ */
+function buildEmit<F extends FieldSpec>(ev: TraceEvent<F>, thread: ThreadContext): (payload: Payload<F>) => void {
+  const def = ev.def;
+  const size = def.layout.fixed ? String((def.layout.fixedSize + 3) & ~3) : '(size(p, lens) + 3) & ~3';
+  const source = `"use strict"; return function emit(p) {
+  const generation = active[${def.index}];
+  if (generation === 0) return;
+  const w = ev.single;
+  if (w === null || generation !== ev.built) {
+    thread.write(ev, p);
+    return;
   }
+  const ts = ev.singleCounter ? counterNow(words, ${I_COUNTER}) : monoNow();
+  const at = w.reserve(${size}, ts);
+  if (at < 0) return;
+  const dv = w.dv, u8 = w.u8;
+${def.encoderSource}
+  w.commit();
+};`;
+  const scope = { active: thread.control.active, ev, thread, words: thread.control.i32, counterNow, monoNow, size: def.size, lens: ev.lens, pid: thread.pid, ...ENCODER_HELPERS };
+  // eslint-disable-next-line no-new-func -- see the comment above
+  return new Function(...Object.keys(scope), source)(...Object.values(scope));
 }
 
 /**
