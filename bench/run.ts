@@ -18,20 +18,32 @@ interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
 const quick = process.argv.includes('--quick');
 
-/** Median ns/op over repeated timed runs of `fn(n)`, after a warm-up. */
-function measure(name: string, fn: (n: number) => void, n: number, note?: string): number {
-  const iterations = quick ? Math.max(1, Math.floor(n / 10)) : n;
-  fn(Math.min(iterations, 100_000));
-  const samples: number[] = [];
-  for (let r = 0; r < (quick ? 3 : 7); r++) {
-    const start = process.hrtime.bigint();
-    fn(iterations);
-    samples.push(Number(process.hrtime.bigint() - start) / iterations);
+type Case = [name: string, fn: (n: number) => void, n: number, note?: string];
+
+/**
+ * Median ns/op of each case over repeated timed runs, after a warm-up. The cases' runs are
+ * interleaved, so a slow stretch of a noisy machine hits all of them alike (the ratios between
+ * a clock read and an event are what the targets are about).
+ */
+function measureTogether(cases: Case[]): void {
+  const iterations = cases.map(([, , n]) => (quick ? Math.max(1, Math.floor(n / 10)) : n));
+  cases.forEach(([, fn], i) => fn(Math.min(iterations[i]!, 100_000)));
+  const samples: number[][] = cases.map(() => []);
+  for (let r = 0; r < (quick ? 3 : 9); r++) {
+    cases.forEach(([, fn], i) => {
+      const start = process.hrtime.bigint();
+      fn(iterations[i]!);
+      samples[i]!.push(Number(process.hrtime.bigint() - start) / iterations[i]!);
+    });
   }
-  samples.sort((a, b) => a - b);
-  const ns = samples[Math.floor(samples.length / 2)]!;
-  rows.push({ name, nsPerOp: ns, note });
-  return ns;
+  cases.forEach(([name, , , note], i) => {
+    const sorted = samples[i]!.sort((a, b) => a - b);
+    rows.push({ name, nsPerOp: sorted[Math.floor(sorted.length / 2)]!, note });
+  });
+}
+
+function measure(...c: Case): void {
+  measureTogether([c]);
 }
 
 let sink = 0;
@@ -43,20 +55,23 @@ function nftraceCases() {
   const str = tracer.defineEvent('bench', 'str', { a: 'u32', s: 'string' });
   tracer.write('events/bench/num/enable', '1');
   tracer.write('events/bench/str/enable', '1');
+  const counting = new Tracer();
+  const counted = counting.defineEvent('bench', 'num', { a: 'u32', b: 'u32', c: 'u32' });
+  counting.write('events/bench/num/enable', '1');
+  counting.write('trace_clock', 'counter');
   const text = 'GET /api/v1/users/42';
-  measure('disabled event', (n) => { for (let i = 0; i < n; i++) off.emit({ a: i, b: 2, c: 3 }); }, 50_000_000);
-  measure('enabled, 3 numeric fields (local clock)', (n) => { for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 }); }, 5_000_000);
-  measure('enabled, u32 + 20-char string', (n) => { for (let i = 0; i < n; i++) str.emit({ a: i, s: text }); }, 5_000_000);
-  tracer.write('trace_clock', 'counter');
-  measure('enabled, 3 numeric fields (counter clock)', (n) => { for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 }); }, 5_000_000);
-  tracer.write('trace_clock', 'local');
+  measureTogether([
+    ['empty loop (the harness itself)', (n) => { let x = 0; for (let i = 0; i < n; i++) x += i; sink += x; }, 50_000_000],
+    ['disabled event', (n) => { for (let i = 0; i < n; i++) off.emit({ a: i, b: 2, c: 3 }); }, 50_000_000],
+  ]);
+  measureTogether([
+    ['clock read: performance.now()', (n) => { for (let i = 0; i < n; i++) sink += performance.now(); }, 2_000_000],
+    ['clock read: nftrace monoNow()', (n) => { for (let i = 0; i < n; i++) sink += monoNow(); }, 2_000_000],
+    ['enabled, 3 numeric fields (local clock)', (n) => { for (let i = 0; i < n; i++) num.emit({ a: i, b: 2, c: 3 }); }, 2_000_000],
+    ['enabled, u32 + 20-char string', (n) => { for (let i = 0; i < n; i++) str.emit({ a: i, s: text }); }, 2_000_000],
+    ['enabled, 3 numeric fields (counter clock)', (n) => { for (let i = 0; i < n; i++) counted.emit({ a: i, b: 2, c: 3 }); }, 2_000_000],
+  ]);
   return { tracer, num };
-}
-
-function clockCases() {
-  measure('empty loop (the harness itself)', (n) => { let x = 0; for (let i = 0; i < n; i++) x += i; sink += x; }, 50_000_000);
-  measure('clock read: performance.now()', (n) => { for (let i = 0; i < n; i++) sink += performance.now(); }, 5_000_000);
-  measure('clock read: nftrace monoNow()', (n) => { for (let i = 0; i < n; i++) sink += monoNow(); }, 5_000_000);
 }
 
 function baselineCases() {
@@ -111,7 +126,6 @@ function heapCase(num: { emit(p: { a: number; b: number; c: number }): void }): 
 }
 
 async function main() {
-  clockCases();
   const { num } = nftraceCases();
   baselineCases();
   const perWorker = quick ? 500_000 : 5_000_000;
