@@ -5,8 +5,8 @@
  * How it stays consistent without locks (compare kernel/trace/ring_buffer.c):
  *
  * - Pages never move. Slot i of the ring is page i. The writer fills the *tail* page and
- *   publishes each event by storing the page's `commit` (Atomics.store), so a reader that loads
- *   `commit` sees every byte below it.
+ *   publishes each event by storing the page's `commit` last (Atomics.store, or a plain store
+ *   where the CPU keeps stores in order), so a reader that loads `commit` sees every byte below it.
  * - Head and tail are page *counters* modulo M (a multiple of the page count), so "full"
  *   (tail - head = n - 1) and "empty" (tail is one behind head) are distinct states.
  * - One Int32 `state` packs the head counter with `k`, the number of events a consuming reader
