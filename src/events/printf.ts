@@ -1,6 +1,6 @@
 /**
  * A small printf for event print formats: flags `-0+ #`, width, precision, length modifiers
- * (hh h l ll z j t, ignored for sizes: fields carry their own), conversions d i u x X o c s p %.
+ * (hh h l ll z j t L; kformat.ts applies them to kernel values), conversions d i u x X o c s p %.
  * The format is parsed once; formatting never evaluates anything.
  */
 import { fail } from '../errno.js';
@@ -9,12 +9,18 @@ export interface Conversion {
   flags: string;
   width: number;
   precision: number;
+  /** Length modifier: '', hh, h, l, ll, z, j, t, L. */
+  length: string;
   conv: string;
+  /** The kernel's %p extension letter (S, s, F, f, B, ...), or ''. */
+  ext: string;
 }
 
 export type Segment = string | Conversion;
 
-const SPEC = /%([-+ #0]*)(\d+)?(?:\.(\d+))?(hh|h|ll|l|z|j|t)?([diuxXocsp%])/g;
+const SPEC = /%([-+ #0]*)(\d+)?(?:\.(\d+))?(hh|h|ll|l|z|j|t|L)?([diuxXocsp%])/g;
+/** Letters after %p that the kernel's vsprintf reads as an extension (%pS, %ps, %pB, ...). */
+const POINTER_EXT = /^[SsFfBR]/;
 
 export function parseFormat(fmt: string): Segment[] {
   const out: Segment[] = [];
@@ -27,7 +33,13 @@ export function parseFormat(fmt: string): Segment[] {
       out.push('%');
       continue;
     }
-    out.push({ flags: m[1] ?? '', width: m[2] ? Number(m[2]) : 0, precision: m[3] ? Number(m[3]) : -1, conv: m[5]! });
+    let ext = '';
+    if (m[5] === 'p') {
+      ext = POINTER_EXT.exec(fmt.slice(last))?.[0] ?? '';
+      last += ext.length;
+      SPEC.lastIndex = last;
+    }
+    out.push({ flags: m[1] ?? '', width: m[2] ? Number(m[2]) : 0, precision: m[3] ? Number(m[3]) : -1, length: m[4] ?? '', conv: m[5]!, ext });
   }
   const rest = fmt.slice(last);
   if (rest.includes('%')) fail('EINVAL', `unsupported conversion in print format at '${rest.slice(rest.indexOf('%'))}'`);

@@ -1,0 +1,265 @@
+/**
+ * Event `format` files (the kernel's, and ours: they have the same shape) turned into event
+ * descriptors that decode raw records and print them the way `trace-cmd report` does.
+ *
+ * A print fmt this code cannot fully understand never stops decoding: the event then prints
+ * its raw fields (`name=value ...`) and `printNote` says why.
+ */
+import { CEvalError, CParseError, evaluate, parsePrintFmt, type CNode, type CScope, type CValue } from './cexpr.js';
+import { formatValue, parseFormat, type Conversion, type Segment } from './printf.js';
+
+export interface KField {
+  name: string;
+  /** The declared type without the name and array suffix, e.g. `unsigned long`, `__data_loc char[]`. */
+  type: string;
+  offset: number;
+  size: number;
+  signed: boolean;
+  /** Element count of a fixed array (`char comm[16]` → 16), 0 otherwise. */
+  arrayLength: number;
+  dataLoc: 'data' | 'rel' | null;
+  /** char arrays and __data_loc char[]: print as text. */
+  isString: boolean;
+  isPointer: boolean;
+}
+
+/** Symbol lookup for %pS / %ps (kallsyms). */
+export interface SymbolTable {
+  lookup(addr: bigint): { name: string; offset: bigint } | null;
+}
+
+export interface PrintOptions {
+  symbols?: SymbolTable;
+}
+
+export class FormatError extends Error {}
+
+const FIELD_LINE = /^\s*field:(.*?);\s*offset:(\d+);\s*size:(\d+);\s*(?:signed:(-?\d+);)?/;
+
+function parseField(decl: string, offset: number, size: number, signed: boolean): KField {
+  const m = /^(.*?)([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[([^\]]*)\])?\s*$/.exec(decl.trim());
+  if (!m) throw new FormatError(`cannot read field declaration '${decl}'`);
+  const type = m[1]!.trim();
+  const dataLoc = /^__data_loc\b/.test(type) ? 'data' : /^__rel_loc\b/.test(type) ? 'rel' : null;
+  const arrayLength = m[3] !== undefined && m[3] !== '' ? Number(m[3]) || 0 : 0;
+  const isChar = /\bchar\b/.test(type);
+  return {
+    name: m[2]!,
+    type: m[3] !== undefined ? `${type}[${m[3]}]` : type,
+    offset,
+    size,
+    signed,
+    arrayLength,
+    dataLoc,
+    isString: isChar && (dataLoc !== null || m[3] !== undefined),
+    isPointer: /\*/.test(type),
+  };
+}
+
+/** Read an integer of `size` bytes at `at`. */
+function readInt(dv: DataView, at: number, size: number, signed: boolean): bigint {
+  switch (size) {
+    case 1: return BigInt(signed ? dv.getInt8(at) : dv.getUint8(at));
+    case 2: return BigInt(signed ? dv.getInt16(at, true) : dv.getUint16(at, true));
+    case 4: return BigInt(signed ? dv.getInt32(at, true) : dv.getUint32(at, true));
+    case 8: return signed ? dv.getBigInt64(at, true) : dv.getBigUint64(at, true);
+    default: return 0n;
+  }
+}
+
+const latin = new TextDecoder('utf-8');
+
+function cString(u8: Uint8Array, start: number, end: number): string {
+  let stop = start;
+  while (stop < end && u8[stop] !== 0) stop++;
+  return latin.decode(u8.subarray(start, stop));
+}
+
+/** One record: its bytes are u8[start, start + length). */
+export interface RecordView {
+  dv: DataView;
+  u8: Uint8Array;
+  start: number;
+  length: number;
+}
+
+type PrintArg = { conv: Conversion; node: CNode };
+
+export class EventFormat {
+  readonly name: string;
+  readonly id: number;
+  readonly system: string;
+  readonly fields: KField[];
+  readonly commonFields: KField[];
+  readonly printText: string;
+  /** Why the print fmt is not used (raw fields are printed instead), or ''. */
+  readonly printNote: string;
+  private readonly segments: Segment[] = [];
+  private readonly args: PrintArg[] = [];
+  private readonly byName = new Map<string, KField>();
+
+  constructor(text: string, system: string) {
+    this.system = system;
+    const name = /^name:\s*(\S+)/m.exec(text);
+    const id = /^ID:\s*(\d+)/m.exec(text);
+    if (!name || !id) throw new FormatError('format file without name: or ID:');
+    this.name = name[1]!;
+    this.id = Number(id[1]);
+    const common: KField[] = [];
+    const own: KField[] = [];
+    let seenBlank = false;
+    const body = text.slice(text.indexOf('format:') + 'format:'.length, text.includes('print fmt:') ? text.indexOf('print fmt:') : undefined);
+    for (const line of body.split('\n')) {
+      if (line.trim() === '') {
+        if (common.length) seenBlank = true;
+        continue;
+      }
+      const m = FIELD_LINE.exec(line);
+      if (!m) continue;
+      const f = parseField(m[1]!, Number(m[2]), Number(m[3]), m[4] === '1');
+      (seenBlank || !f.name.startsWith('common_') ? own : common).push(f);
+    }
+    this.commonFields = common;
+    this.fields = own;
+    for (const f of [...common, ...own]) this.byName.set(f.name, f);
+    const pf = /^print fmt:\s*(.*)$/m.exec(text);
+    this.printText = pf ? pf[1]! : '';
+    this.printNote = this.compilePrint();
+  }
+
+  field(name: string): KField | undefined {
+    return this.byName.get(name);
+  }
+
+  private compilePrint(): string {
+    if (!this.printText) return 'no print fmt';
+    try {
+      const { fmt, args } = parsePrintFmt(this.printText);
+      const segments = parseFormat(fmt);
+      const convs = segments.filter((s): s is Conversion => typeof s !== 'string');
+      if (convs.length !== args.length) return `print fmt has ${convs.length} conversions for ${args.length} arguments`;
+      this.segments.push(...segments);
+      convs.forEach((conv, i) => this.args.push({ conv, node: args[i]! }));
+      return '';
+    } catch (err) {
+      if (err instanceof CParseError || (err as { code?: string }).code === 'EINVAL') return `print fmt not understood: ${(err as Error).message}`;
+      throw err;
+    }
+  }
+
+  /** A field's value in a record: integers as bigint, strings as string; arrays by index. */
+  value(rec: RecordView, f: KField, index = -1): CValue {
+    const at = rec.start + f.offset;
+    if (f.dataLoc) {
+      const loc = rec.dv.getUint32(at, true);
+      const len = loc >>> 16;
+      const off = (loc & 0xffff) + (f.dataLoc === 'rel' ? f.offset + 4 : 0);
+      const start = rec.start + off;
+      const end = Math.min(start + len, rec.start + rec.length);
+      if (f.isString) return cString(rec.u8, start, end);
+      return [...rec.u8.subarray(start, end)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    }
+    if (f.isString) return cString(rec.u8, at, Math.min(at + f.size, rec.start + rec.length));
+    if (f.arrayLength > 0) {
+      const elem = f.size / f.arrayLength;
+      const i = index < 0 ? 0 : index;
+      if (i >= f.arrayLength) throw new CEvalError(`${f.name}[${i}] is out of range`);
+      return readInt(rec.dv, at + i * elem, elem, f.signed);
+    }
+    if (f.offset + f.size > rec.length) throw new CEvalError(`record too short for ${f.name}`);
+    return readInt(rec.dv, at, f.size, f.signed);
+  }
+
+  scope(rec: RecordView): CScope {
+    return {
+      field: (name, index) => {
+        const f = this.byName.get(name);
+        return f ? this.value(rec, f, index) : undefined;
+      },
+      dynamic: (name) => {
+        const f = this.byName.get(name);
+        return f ? this.value(rec, f) : undefined;
+      },
+    };
+  }
+
+  /** The event's text as `trace-cmd report -N` prints it after the name column. */
+  print(rec: RecordView, options: PrintOptions = {}): string {
+    if (this.printNote) return this.printRaw(rec, options);
+    const scope = this.scope(rec);
+    let out = '';
+    let i = 0;
+    try {
+      for (const s of this.segments) {
+        if (typeof s === 'string') {
+          out += s;
+          continue;
+        }
+        const a = this.args[i++]!;
+        out += formatKernel(a.conv, evaluate(a.node, scope), options.symbols);
+      }
+    } catch (err) {
+      if (err instanceof CEvalError) return this.printRaw(rec, options);
+      throw err;
+    }
+    return out;
+  }
+
+  /**
+   * ` name=value` for every field: what `trace-cmd report -R` prints, and the fallback when the
+   * print fmt is not understood. Pointers print as %p, unsigned longs as a symbol or hex,
+   * other integers in decimal.
+   */
+  printRaw(rec: RecordView, options: PrintOptions = {}): string {
+    return this.fields.map((f) => ` ${f.name}=${this.rawValue(rec, f, options.symbols)}`).join('');
+  }
+
+  private rawValue(rec: RecordView, f: KField, symbols?: SymbolTable): string {
+    try {
+      if (f.arrayLength > 0 && !f.isString) {
+        const items: string[] = [];
+        for (let i = 0; i < f.arrayLength; i++) items.push(String(this.value(rec, f, i)));
+        return `ARRAY[${items.join(', ')}]`;
+      }
+      const v = this.value(rec, f);
+      if (typeof v === 'string') return v;
+      if (f.isPointer) return v === 0n ? '(nil)' : `0x${BigInt.asUintN(64, v).toString(16)}`;
+      if (!f.signed && /\blong\b/.test(f.type)) {
+        const sym = symbols?.lookup(v);
+        return sym ? `${sym.name}+0x${sym.offset.toString(16)}` : `0x${v.toString(16)}`;
+      }
+      return v.toString();
+    } catch {
+      return '?';
+    }
+  }
+}
+
+function lengthBits(length: string): number {
+  switch (length) {
+    case 'hh': return 8;
+    case 'h': return 16;
+    case 'l': case 'll': case 'z': case 'j': case 't': case 'L': return 64;
+    default: return 32;
+  }
+}
+
+/** One conversion of a kernel value, as libtraceevent prints it (pointers unhashed, NULL as (nil)). */
+export function formatKernel(c: Conversion, v: CValue, symbols?: SymbolTable): string {
+  if (c.conv === 'p') {
+    const addr = typeof v === 'bigint' ? BigInt.asUintN(64, v) : 0n;
+    if (c.ext && 'SsFfB'.includes(c.ext)) {
+      const sym = symbols?.lookup(addr);
+      if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c);
+    }
+    return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c);
+  }
+  if (typeof v === 'string' || c.conv === 's' || c.conv === 'c') return formatValue(c, v);
+  const bits = lengthBits(c.length);
+  const n = c.conv === 'd' || c.conv === 'i' ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
+  return formatValue(c, n);
+}
+
+function pad(s: string, c: Conversion): string {
+  return formatValue({ ...c, conv: 's', precision: -1 }, s);
+}

@@ -1,0 +1,334 @@
+/**
+ * Reading trace.dat, versions 6 and 7 (see docs/tracedat.md for the layout as trace-cmd 3.1.6
+ * writes it). The whole file is read into memory; per-CPU data is decompressed on demand.
+ */
+import { readFile } from 'node:fs/promises';
+import { codecFor, type Codec } from './compress.js';
+import { Cursor } from './cursor.js';
+import { MAGIC, OPT, SECTION } from './layout.js';
+
+export interface TraceDatCpu {
+  cpu: number;
+  /** Byte offset of this CPU's data in the file. */
+  offset: number;
+  /** Bytes in the file (compressed size in v7 compressed files). */
+  size: number;
+}
+
+export interface TraceDatBuffer {
+  /** '' for the top level. */
+  name: string;
+  clock: string;
+  pageSize: number;
+  cpus: TraceDatCpu[];
+}
+
+export interface TraceDatOption {
+  id: number;
+  data: Uint8Array;
+}
+
+export interface TraceDat {
+  file: string;
+  version: number;
+  littleEndian: boolean;
+  longSize: number;
+  pageSize: number;
+  compression: string;
+  headerPage: string;
+  headerEvent: string;
+  ftraceFormats: string[];
+  systems: { name: string; formats: string[] }[];
+  kallsyms: string;
+  printk: string;
+  cmdlines: string;
+  cpuCount: number;
+  options: TraceDatOption[];
+  buffers: TraceDatBuffer[];
+  /** The page bytes of one CPU of one buffer, decompressed. */
+  cpuData(buffer: TraceDatBuffer, cpu: TraceDatCpu): Uint8Array;
+}
+
+const utf8 = new TextDecoder();
+
+export async function readTraceDatFile(path: string): Promise<TraceDat> {
+  return parseTraceDat(new Uint8Array(await readFile(path)), path);
+}
+
+export async function parseTraceDat(u8: Uint8Array, file: string): Promise<TraceDat> {
+  const c = new Cursor(u8, file);
+  c.section = 'file header';
+  const magic = c.bytes(MAGIC.length);
+  if (!magic.every((b, i) => b === MAGIC[i])) c.fail('not a trace.dat file (bad magic)', 0);
+  const version = Number(c.cstring());
+  if (version !== 6 && version !== 7) c.fail(`unsupported version ${version} (this reader knows 6 and 7)`, MAGIC.length);
+  const endian = c.u8v();
+  const little = endian === 0;
+  const longSize = c.u8v();
+  const rc = new Cursor(u8, file, little, c.pos);
+  rc.section = 'file header';
+  const pageSize = rc.u32();
+  if (pageSize < 4096 || pageSize & (pageSize - 1) || pageSize > 1 << 24) rc.fail(`page size ${pageSize} is not a power of two >= 4096`, rc.pos - 4);
+  const dat: TraceDat = {
+    file, version, littleEndian: little, longSize, pageSize, compression: 'none',
+    headerPage: '', headerEvent: '', ftraceFormats: [], systems: [], kallsyms: '', printk: '', cmdlines: '',
+    cpuCount: 0, options: [], buffers: [],
+    cpuData: () => new Uint8Array(0),
+  };
+  if (version === 6) readV6(rc, dat);
+  else await readV7(rc, dat);
+  return dat;
+}
+
+function readHeaders(c: Cursor, dat: TraceDat): void {
+  c.section = 'header_page';
+  c.tag('header_page');
+  dat.headerPage = c.text(c.u64());
+  c.section = 'header_event';
+  c.tag('header_event');
+  dat.headerEvent = c.text(c.u64());
+}
+
+function readFtraceFormats(c: Cursor, dat: TraceDat): void {
+  c.section = 'ftrace formats';
+  const n = c.u32();
+  for (let i = 0; i < n; i++) dat.ftraceFormats.push(c.text(c.u64()));
+}
+
+function readEventFormats(c: Cursor, dat: TraceDat): void {
+  c.section = 'event formats';
+  const systems = c.u32();
+  for (let s = 0; s < systems; s++) {
+    const name = c.cstring();
+    const count = c.u32();
+    const formats: string[] = [];
+    for (let i = 0; i < count; i++) formats.push(c.text(c.u64()));
+    dat.systems.push({ name, formats });
+  }
+}
+
+function readKallsyms(c: Cursor, dat: TraceDat): void {
+  c.section = 'kallsyms';
+  dat.kallsyms = c.text(c.u32());
+}
+
+function readPrintk(c: Cursor, dat: TraceDat): void {
+  c.section = 'printk formats';
+  dat.printk = c.text(c.u32());
+}
+
+function readCmdlines(c: Cursor, dat: TraceDat): void {
+  c.section = 'cmdlines';
+  dat.cmdlines = c.text(c.u64());
+}
+
+/** {u16 id, u32 size, data} until id 0; returns the DONE option's data (v7: next offset). */
+function readOptions(c: Cursor, dat: TraceDat): Uint8Array | null {
+  for (;;) {
+    const id = c.u16();
+    const size = c.u32();
+    const data = c.bytes(size);
+    if (id === OPT.DONE) return data;
+    dat.options.push({ id, data });
+  }
+}
+
+function readV6(c: Cursor, dat: TraceDat): void {
+  readHeaders(c, dat);
+  readFtraceFormats(c, dat);
+  readEventFormats(c, dat);
+  readKallsyms(c, dat);
+  readPrintk(c, dat);
+  readCmdlines(c, dat);
+  c.section = 'cpu count';
+  dat.cpuCount = c.u32();
+  if (dat.cpuCount > 4096) c.fail(`${dat.cpuCount} CPUs is not plausible`, c.pos - 4);
+  // Options follow ("options  \0"), then the data kind ("flyrecord\0" or "latency  \0").
+  c.section = 'options';
+  let kind = c.cstring();
+  if (kind === 'options  ') {
+    // v6 options end with a u16 id 0 and no size.
+    for (;;) {
+      const id = c.u16();
+      if (id === OPT.DONE) break;
+      const size = c.u32();
+      dat.options.push({ id, data: c.bytes(size) });
+    }
+    kind = c.cstring();
+  }
+  if (kind !== 'flyrecord') c.fail(`unsupported data kind '${kind}' (only flyrecord is read)`);
+  const clock = traceClock(dat.options);
+  dat.buffers.push(readFlyrecord(c, dat, '', clock));
+  for (const opt of dat.options.filter((o) => o.id === OPT.BUFFER)) {
+    const oc = new Cursor(opt.data, c.file, c.little);
+    oc.section = 'BUFFER option';
+    const offset = oc.u64();
+    const name = oc.cstring();
+    const bc = new Cursor(c.u8, c.file, c.little, 0);
+    bc.section = `buffer '${name}'`;
+    bc.seek(offset);
+    bc.tag('flyrecord');
+    dat.buffers.push(readFlyrecord(bc, dat, name, clock));
+  }
+  dat.cpuData = (_buffer, cpu) => {
+    const cc = new Cursor(c.u8, c.file, c.little);
+    cc.section = `cpu${cpu.cpu} data`;
+    cc.seek(cpu.offset);
+    return cc.bytes(cpu.size);
+  };
+}
+
+/** A v6 flyrecord table: {u64 offset, u64 size} per CPU, then (trace-cmd ≥ 2.x) the clock text. */
+function readFlyrecord(c: Cursor, dat: TraceDat, name: string, clock: string): TraceDatBuffer {
+  c.section = name ? `buffer '${name}' cpu table` : 'cpu table';
+  const cpus: TraceDatCpu[] = [];
+  for (let i = 0; i < dat.cpuCount; i++) {
+    const offset = c.u64();
+    const size = c.u64();
+    if (offset + size > c.u8.length) c.fail(`cpu${i} data [${offset}, +${size}) runs past the end of the file (${c.u8.length})`, c.pos - 16);
+    cpus.push({ cpu: i, offset, size });
+  }
+  // The clock this buffer was recorded with: u64 length + "[local] global ..." text.
+  if (c.pos + 8 <= c.u8.length) {
+    const at = c.pos;
+    const len = c.u64();
+    if (len > 0 && len < 4096 && c.pos + len <= c.u8.length) {
+      const text = c.text(len);
+      const selected = /\[([^\]]+)\]/.exec(text);
+      if (selected) clock = selected[1]!;
+    } else {
+      c.pos = at;
+    }
+  }
+  return { name, clock, pageSize: dat.pageSize, cpus };
+}
+
+function traceClock(options: TraceDatOption[]): string {
+  const opt = options.find((o) => o.id === OPT.TRACECLOCK);
+  if (!opt) return 'local';
+  return /\[([^\]]+)\]/.exec(utf8.decode(opt.data))?.[1] ?? 'local';
+}
+
+async function readV7(c: Cursor, dat: TraceDat): Promise<void> {
+  c.section = 'compression header';
+  dat.compression = c.cstring();
+  c.cstring(); // compressor version
+  const codec = await codecFor(dat.compression).catch((err: Error) => c.fail(err.message));
+  c.section = 'file header';
+  let next = c.u64();
+  const sections = new Map<number, number>();
+  const seen = new Set<number>();
+  while (next !== 0) {
+    if (seen.has(next)) c.fail(`options sections loop back to offset ${next}`);
+    seen.add(next);
+    const body = section(c, codec, next, SECTION.OPTIONS, 'options');
+    const done = readOptions(body, dat);
+    next = done && done.length >= 8 ? Number(new DataView(done.buffer, done.byteOffset, 8).getBigUint64(0, c.little)) : 0;
+  }
+  for (const opt of dat.options) {
+    if (opt.id >= OPT.HEADER_INFO && opt.id <= OPT.CMDLINES) {
+      if (opt.data.length < 8) c.fail(`option ${opt.id} is too short`);
+      sections.set(opt.id, Number(new DataView(opt.data.buffer, opt.data.byteOffset, 8).getBigUint64(0, c.little)));
+    }
+    if (opt.id === OPT.CPUCOUNT && opt.data.length >= 4) dat.cpuCount = new DataView(opt.data.buffer, opt.data.byteOffset, 4).getUint32(0, c.little);
+  }
+  const read = (opt: number, id: number, name: string, fn: (b: Cursor, d: TraceDat) => void) => {
+    const at = sections.get(opt);
+    if (at !== undefined) fn(section(c, codec, at, id, name), dat);
+  };
+  read(OPT.HEADER_INFO, SECTION.HEADER_INFO, 'headers', readHeaders);
+  read(OPT.FTRACE_EVENTS, SECTION.FTRACE_EVENTS, 'ftrace formats', readFtraceFormats);
+  read(OPT.EVENT_FORMATS, SECTION.EVENT_FORMATS, 'event formats', readEventFormats);
+  read(OPT.KALLSYMS, SECTION.KALLSYMS, 'kallsyms', readKallsyms);
+  read(OPT.PRINTK, SECTION.PRINTK, 'printk formats', readPrintk);
+  read(OPT.CMDLINES, SECTION.CMDLINES, 'cmdlines', readCmdlines);
+  for (const opt of dat.options.filter((o) => o.id === OPT.BUFFER)) {
+    const b = new Cursor(opt.data, c.file, c.little);
+    b.section = 'BUFFER option';
+    b.u64(); // the flyrecord section header's offset; the CPU offsets below point into it
+    const name = b.cstring();
+    const clock = b.cstring();
+    const pageSize = b.u32();
+    const count = b.u32();
+    if (count > 4096) b.fail(`${count} CPUs is not plausible`);
+    const cpus: TraceDatCpu[] = [];
+    for (let i = 0; i < count; i++) {
+      const cpu = b.u32();
+      const offset = b.u64();
+      const size = b.u64();
+      if (offset + size > c.u8.length) b.fail(`cpu${cpu} data [${offset}, +${size}) runs past the end of the file`);
+      cpus.push({ cpu, offset, size });
+    }
+    dat.buffers.push({ name, clock, pageSize, cpus });
+  }
+  dat.cpuData = (buffer, cpu) => {
+    const cc = new Cursor(c.u8, c.file, c.little);
+    cc.section = `buffer '${buffer.name}' cpu${cpu.cpu} data`;
+    cc.seek(cpu.offset);
+    if (!codec) return cc.bytes(cpu.size);
+    return chunks(cc, codec, cpu.size);
+  };
+}
+
+/** Read a section header at `at` and return a cursor over its (decompressed) body. */
+function section(c: Cursor, codec: Codec | null, at: number, id: number, name: string): Cursor {
+  const h = new Cursor(c.u8, c.file, c.little);
+  h.section = `${name} section header`;
+  h.seek(at);
+  const got = h.u16();
+  if (got !== id) h.fail(`expected section ${id} (${name}), found ${got}`, at);
+  const flags = h.u16();
+  h.u32(); // string id
+  const size = h.u64();
+  const start = h.pos;
+  h.need(size);
+  if (flags & 1) {
+    if (!codec) return h.fail('compressed section in a file without compression');
+    const body = new Cursor(c.u8.subarray(start, start + size), c.file, c.little, 0, start);
+    body.section = name;
+    const compressed = body.u32();
+    const plain = body.u32();
+    const data = decompress(body, codec, body.bytes(compressed), plain);
+    const out = new Cursor(data, c.file, c.little, 0, start);
+    out.section = `${name} (decompressed)`;
+    return out;
+  }
+  const out = new Cursor(c.u8.subarray(start, start + size), c.file, c.little, 0, start);
+  out.section = name;
+  return out;
+}
+
+function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Uint8Array {
+  if (size > 1 << 30) c.fail(`a chunk claims ${size} bytes uncompressed`);
+  let out: Uint8Array;
+  try {
+    out = codec.decompress(data, size);
+  } catch (err) {
+    c.fail(`${codec.name} data does not decompress (${(err as Error).message})`);
+  }
+  if (out.length !== size) c.fail(`decompressed to ${out.length} bytes, expected ${size}`);
+  return out;
+}
+
+/** v7 compressed CPU data: u32 chunk count, then {u32 compressed, u32 uncompressed, data}. */
+function chunks(c: Cursor, codec: Codec, size: number): Uint8Array {
+  const end = c.pos + size;
+  const count = c.u32();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const compressed = c.u32();
+    const plain = c.u32();
+    if (c.pos + compressed > end) c.fail(`chunk ${i} runs past this CPU's data`);
+    const part = decompress(c, codec, c.bytes(compressed), plain);
+    parts.push(part);
+    total += part.length;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
