@@ -12,8 +12,7 @@ export interface ReportOptions {
   /** -l: latency columns (`%8.8s-%-5d %3d` and the flags, preempt depth, migrate-disable). */
   latency?: boolean;
   nanoseconds?: boolean;
-  /** Prefix each line with its buffer name (trace-cmd does when the file has several buffers). */
-  bufferNames?: boolean;
+
 }
 
 /** seconds.micros, rounded to the nearest microsecond as trace-cmd does; or seconds.nanos. */
@@ -47,7 +46,7 @@ function latencyFlags(flags: number, preempt: number): string {
 
 export function reportLine(events: TraceDatEvents, r: TraceRecord, options: ReportOptions): string {
   const comm = events.comm(r.pid);
-  const prefix = options.bufferNames ? `${r.buffer}: ` : '';
+  const prefix = r.buffer ? `${r.buffer}: ` : '';
   const task = options.latency
     ? `${comm.slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)}`
     : `${comm.padStart(16)}-${String(r.pid).padEnd(5)} [${String(r.cpu).padStart(3, '0')}]`;
@@ -68,10 +67,9 @@ export function reportLine(events: TraceDatEvents, r: TraceRecord, options: Repo
 /** The whole report, line by line (first line `cpus=N`). */
 export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): Generator<string> {
   yield `cpus=${events.dat.cpuCount}`;
-  const bufferNames = options.bufferNames ?? events.dat.buffers.length > 1;
   const wanted = options.eventNames ? new Set(options.eventNames) : null;
   for (const r of events.records({ cpus: options.cpus })) {
     if (wanted && !(r.event && (wanted.has(r.event.name) || wanted.has(`${r.event.system}:${r.event.name}`) || wanted.has(r.event.system)))) continue;
-    yield reportLine(events, r, { ...options, bufferNames });
+    yield reportLine(events, r, options);
   }
 }

@@ -22,9 +22,9 @@ async function loadZstd(): Promise<Codec> {
   await wasm.init();
   return {
     name: 'zstd',
-    version: '1.5.5',
+    version: '1.5.4',
     compress: (data) => wasm.compress(data, 3),
-    decompress: (data) => wasm.decompress(data),
+    decompress: (data, size) => wasm.decompress(data, { defaultHeapSize: Math.max(size, 1024) }),
   };
 }
 

@@ -310,10 +310,13 @@ function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Ui
   return out;
 }
 
-/** v7 compressed CPU data: u32 chunk count, then {u32 compressed, u32 uncompressed, data}. */
+/**
+ * v7 compressed CPU data: u32 chunk count, then {u32 compressed, u32 uncompressed, data}; the
+ * size recorded in the BUFFER option leaves out the count.
+ */
 function chunks(c: Cursor, codec: Codec, size: number): Uint8Array {
-  const end = c.pos + size;
   const count = c.u32();
+  const end = c.pos + size;
   const parts: Uint8Array[] = [];
   let total = 0;
   for (let i = 0; i < count; i++) {

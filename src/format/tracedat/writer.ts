@@ -1,0 +1,310 @@
+/**
+ * Writing trace.dat, version 6 (uncompressed) or 7 (sections, options, optional zstd/zlib), in
+ * the layout trace-cmd 3.1.6 reads (docs/tracedat.md). Input is plain content: format texts,
+ * and per buffer and CPU the raw sub-buffer pages, so kernel recordings and nftrace snapshots go
+ * through the same code.
+ */
+import { writeFile } from 'node:fs/promises';
+import { codecFor, type Codec, type CompressionName } from './compress.js';
+import { MAGIC, OPT, SECTION } from './layout.js';
+import type { TraceDat } from './reader.js';
+
+export interface TraceDatContent {
+  pageSize: number;
+  headerPage: string;
+  headerEvent: string;
+  ftraceFormats: string[];
+  systems: { name: string; formats: string[] }[];
+  kallsyms: string;
+  printk: string;
+  /** `pid comm` lines. */
+  cmdlines: string;
+  cpuCount: number;
+  /** The first buffer is the top level (name ''); others are instances. */
+  buffers: { name: string; clock: string; cpus: Uint8Array[] }[];
+  /** The trace_clock file text, e.g. `[local] global counter\n`. */
+  traceClock: string;
+  uname?: string;
+  version?: string;
+}
+
+export interface WriteOptions {
+  version: 6 | 7;
+  compression?: CompressionName;
+}
+
+/** Little-endian byte builder. */
+class Out {
+  private chunks: Uint8Array[] = [];
+  length = 0;
+
+  bytes(b: Uint8Array): this {
+    this.chunks.push(b);
+    this.length += b.length;
+    return this;
+  }
+
+  u16(v: number): this {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    return this.bytes(b);
+  }
+
+  u32(v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    return this.bytes(b);
+  }
+
+  u64(v: number): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    return this.bytes(b);
+  }
+
+  str(s: string): this {
+    return this.bytes(Buffer.from(s, 'utf8'));
+  }
+
+  cstr(s: string): this {
+    return this.str(s).bytes(Uint8Array.of(0));
+  }
+
+  /** Pad with zeros to a multiple of `to`. */
+  align(to: number): this {
+    const pad = (to - (this.length % to)) % to;
+    return pad ? this.bytes(new Uint8Array(pad)) : this;
+  }
+
+  done(): Uint8Array {
+    return Buffer.concat(this.chunks, this.length);
+  }
+}
+
+function sized64(o: Out, text: string): void {
+  const b = Buffer.from(text, 'utf8');
+  o.u64(b.length).bytes(b);
+}
+
+function sized32(o: Out, text: string): void {
+  const b = Buffer.from(text, 'utf8');
+  o.u32(b.length).bytes(b);
+}
+
+function headersBody(c: TraceDatContent): Out {
+  const o = new Out();
+  o.cstr('header_page');
+  sized64(o, c.headerPage);
+  o.cstr('header_event');
+  sized64(o, c.headerEvent);
+  return o;
+}
+
+function ftraceBody(c: TraceDatContent): Out {
+  const o = new Out().u32(c.ftraceFormats.length);
+  for (const f of c.ftraceFormats) sized64(o, f);
+  return o;
+}
+
+function eventsBody(c: TraceDatContent): Out {
+  const o = new Out().u32(c.systems.length);
+  for (const s of c.systems) {
+    o.cstr(s.name).u32(s.formats.length);
+    for (const f of s.formats) sized64(o, f);
+  }
+  return o;
+}
+
+function stringOption(o: Out, id: number, text: string): void {
+  const b = Buffer.from(`${text}\0`, 'utf8');
+  o.u16(id).u32(b.length).bytes(b);
+}
+
+export async function writeTraceDat(path: string, content: TraceDatContent, options: WriteOptions): Promise<number> {
+  const bytes = await encodeTraceDat(content, options);
+  await writeFile(path, bytes, { mode: 0o600 });
+  return bytes.length;
+}
+
+export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array> {
+  for (const b of c.buffers) {
+    if (b.cpus.length !== c.cpuCount) throw new Error(`buffer '${b.name}' has ${b.cpus.length} CPUs, the file ${c.cpuCount}`);
+    for (const pages of b.cpus) if (pages.length % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
+  }
+  return options.version === 6 ? encodeV6(c) : encodeV7(c, await codecFor(options.compression ?? 'zstd'));
+}
+
+function opening(c: TraceDatContent, version: number): Out {
+  return new Out().bytes(MAGIC).cstr(String(version)).bytes(Uint8Array.of(0, 8)).u32(c.pageSize);
+}
+
+function encodeV6(c: TraceDatContent): Uint8Array {
+  const head = opening(c, 6);
+  head.bytes(headersBody(c).done()).bytes(ftraceBody(c).done()).bytes(eventsBody(c).done());
+  sized32(head, c.kallsyms);
+  sized32(head, c.printk);
+  sized64(head, c.cmdlines);
+  head.u32(c.cpuCount);
+  head.cstr('options  ');
+  stringOption(head, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
+  if (c.uname) stringOption(head, OPT.UNAME, c.uname);
+  if (c.version) stringOption(head, OPT.VERSION, c.version);
+  // BUFFER options point at each instance's own flyrecord table, placed after the top one.
+  const extra = c.buffers.slice(1);
+  const optionsAt = head.length;
+  const bufferOptionsSize = extra.reduce((n, b) => n + 6 + 8 + Buffer.byteLength(b.name) + 1, 0);
+  const table = (b: { clock: string }) => 10 + 16 * c.cpuCount + 8 + `[${b.clock}]`.length;
+  let tablesAt = optionsAt + bufferOptionsSize + 2 + table(c.buffers[0]!);
+  const tableOffsets: number[] = [];
+  for (const b of extra) {
+    tableOffsets.push(tablesAt);
+    tablesAt += table(b);
+  }
+  let dataAt = Math.ceil(tablesAt / c.pageSize) * c.pageSize;
+  const cpuOffsets = c.buffers.map((b) =>
+    b.cpus.map((pages) => {
+      const at = dataAt;
+      dataAt += pages.length;
+      return at;
+    }),
+  );
+  extra.forEach((b, i) => {
+    const name = Buffer.from(`${b.name}\0`, 'utf8');
+    head.u16(OPT.BUFFER).u32(8 + name.length).u64(tableOffsets[i]!).bytes(name);
+  });
+  head.u16(OPT.DONE);
+  c.buffers.forEach((b, i) => {
+    head.cstr('flyrecord');
+    b.cpus.forEach((pages, cpu) => head.u64(cpuOffsets[i]![cpu]!).u64(pages.length));
+    const clock = `[${b.clock}]`;
+    head.u64(clock.length).str(clock);
+  });
+  head.align(c.pageSize);
+  for (const b of c.buffers) for (const pages of b.cpus) head.bytes(pages);
+  return head.done();
+}
+
+/** v7: a section header (16 bytes) and its body, compressed when a codec is given. */
+function sectionBytes(id: number, stringId: number, body: Uint8Array, codec: Codec | null): Uint8Array {
+  const o = new Out().u16(id).u16(codec ? 1 : 0).u32(stringId);
+  if (!codec) return o.u64(body.length).bytes(body).done();
+  const packed = codec.compress(body);
+  return o.u64(8 + packed.length).u32(packed.length).u32(body.length).bytes(packed).done();
+}
+
+/** Trace data of one CPU in a v7 file: raw pages, or chunks of up to 10 pages compressed. */
+function cpuBytes(pages: Uint8Array, pageSize: number, codec: Codec | null): Uint8Array {
+  if (!codec || pages.length === 0) return pages;
+  const chunk = 10 * pageSize;
+  const o = new Out().u32(Math.ceil(pages.length / chunk));
+  for (let at = 0; at < pages.length; at += chunk) {
+    const part = pages.subarray(at, Math.min(at + chunk, pages.length));
+    const packed = codec.compress(part);
+    o.u32(packed.length).u32(part.length).bytes(packed);
+  }
+  return o.done();
+}
+
+function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array {
+  const strings = new Out();
+  const stringIds = new Map<string, number>();
+  const stringId = (s: string) => {
+    let id = stringIds.get(s);
+    if (id === undefined) {
+      id = strings.length;
+      stringIds.set(s, id);
+      strings.cstr(s);
+    }
+    return id;
+  };
+  const file = opening(c, 7);
+  file.cstr(codec ? codec.name : 'none').cstr(codec ? codec.version : '');
+  const firstOptionsAt = file.length;
+  file.u64(0); // patched below
+  const placed = new Map<number, number>();
+  const place = (opt: number, id: number, name: string, body: Uint8Array) => {
+    placed.set(opt, file.length);
+    file.bytes(sectionBytes(id, stringId(name), body, codec));
+  };
+  place(OPT.HEADER_INFO, SECTION.HEADER_INFO, 'headers', headersBody(c).done());
+  place(OPT.FTRACE_EVENTS, SECTION.FTRACE_EVENTS, 'ftrace events', ftraceBody(c).done());
+  place(OPT.EVENT_FORMATS, SECTION.EVENT_FORMATS, 'events format', eventsBody(c).done());
+  const kallsyms = new Out();
+  sized32(kallsyms, c.kallsyms);
+  place(OPT.KALLSYMS, SECTION.KALLSYMS, 'kallsyms', kallsyms.done());
+  const printk = new Out();
+  sized32(printk, c.printk);
+  place(OPT.PRINTK, SECTION.PRINTK, 'printk', printk.done());
+  const cmdlines = new Out();
+  sized64(cmdlines, c.cmdlines);
+  place(OPT.CMDLINES, SECTION.CMDLINES, 'command lines', cmdlines.done());
+
+  // Trace data sections, one per buffer, page-aligned. Like trace-cmd, leave out an empty top
+  // level when instances hold the data.
+  const bufferOptions: Uint8Array[] = [];
+  const empty = (b: TraceDatContent['buffers'][number]) => b.cpus.every((p) => p.length === 0);
+  const buffers = c.buffers.length > 1 && empty(c.buffers[0]!) ? c.buffers.slice(1) : c.buffers;
+  for (const b of buffers) {
+    const cpus = b.cpus.map((pages) => cpuBytes(pages, c.pageSize, codec));
+    const sectionAt = file.length;
+    const headerEnd = sectionAt + 16;
+    let end = Math.ceil(headerEnd / c.pageSize) * c.pageSize;
+    const offsets = cpus.map((data) => {
+      const at = end;
+      end = Math.ceil((at + data.length) / c.pageSize) * c.pageSize;
+      return at;
+    });
+    const last = cpus.length ? offsets[cpus.length - 1]! + cpus[cpus.length - 1]!.length : headerEnd;
+    file.u16(SECTION.BUFFER_DATA).u16(codec ? 1 : 0).u32(stringId(`buffer flyrecord ${b.name}`)).u64(last - headerEnd);
+    const opt = new Out().u64(sectionAt).cstr(b.name).cstr(b.clock).u32(c.pageSize).u32(cpus.length);
+    cpus.forEach((data, cpu) => {
+      file.align(c.pageSize);
+      // Compressed data's recorded size leaves out its u32 chunk count, as trace-cmd writes it.
+      opt.u32(cpu).u64(offsets[cpu]!).u64(codec && data.length ? data.length - 4 : data.length);
+      file.bytes(data);
+    });
+    bufferOptions.push(opt.done());
+  }
+
+  // One options section: where everything is, then DONE (no further options section).
+  const optionsAt = file.length;
+  const opts = new Out();
+  for (const [opt, at] of placed) opts.u16(opt).u32(8).u64(at);
+  opts.u16(OPT.CPUCOUNT).u32(4).u32(c.cpuCount);
+  stringOption(opts, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
+  if (c.uname) stringOption(opts, OPT.UNAME, c.uname);
+  if (c.version) stringOption(opts, OPT.VERSION, c.version);
+  for (const b of bufferOptions) opts.u16(OPT.BUFFER).u32(b.length).bytes(b);
+  opts.u16(OPT.DONE).u32(8).u64(0);
+  const optionsName = stringId('options');
+  file.bytes(sectionBytes(SECTION.OPTIONS, optionsName, opts.done(), null));
+  stringId('strings');
+  file.bytes(sectionBytes(SECTION.STRINGS, stringIds.get('strings')!, strings.done(), null));
+
+  const out = file.done();
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(firstOptionsAt, BigInt(optionsAt), true);
+  return out;
+}
+
+/** The content of a file read back, to write it again (another version or compression). */
+export function contentOf(dat: TraceDat): TraceDatContent {
+  const option = (id: number) => {
+    const o = dat.options.find((x) => x.id === id);
+    return o ? Buffer.from(o.data).toString('utf8').replace(/\0+$/, '') : undefined;
+  };
+  return {
+    pageSize: dat.pageSize,
+    headerPage: dat.headerPage,
+    headerEvent: dat.headerEvent,
+    ftraceFormats: dat.ftraceFormats,
+    systems: dat.systems,
+    kallsyms: dat.kallsyms,
+    printk: dat.printk,
+    cmdlines: dat.cmdlines,
+    cpuCount: dat.cpuCount,
+    buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => dat.cpuData(b, cpu)) })),
+    traceClock: option(OPT.TRACECLOCK) ?? `[${dat.buffers[0]?.clock ?? 'local'}]\n`,
+    uname: option(OPT.UNAME),
+    version: option(OPT.VERSION),
+  };
+}
