@@ -57,7 +57,7 @@ export function reportLine(events: TraceDatEvents, r: TraceRecord, options: Repo
   let body = options.raw ? ev.printRaw(r, print) : ev.print(r, print);
   if (options.plugins && !options.raw && KMEM_PLUGIN_EVENTS.has(ev.name) && ev.system === 'kmem') {
     const f = ev.field('call_site');
-    const site = f ? ev.value(r, f) : undefined;
+    const site = f && f.offset + f.size <= r.length ? ev.value(r, f) : undefined;
     const sym = typeof site === 'bigint' ? events.symbols.lookup(site) : null;
     if (sym) body = `(${sym.name}+0x${sym.offset.toString(16)}) ${body}`;
   }

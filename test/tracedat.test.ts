@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { report, type ReportOptions } from '../src/format/report.js';
+import { parseTraceDat } from '../src/format/tracedat/reader.js';
+import { TraceDatError } from '../src/format/tracedat/cursor.js';
+import { TraceDatEvents } from '../src/format/tracedat/records.js';
+import { contentOf, encodeTraceDat, writeTraceDat } from '../src/format/tracedat/writer.js';
+import { needTraceCmd, traceCmd } from './helpers/trace-cmd.js';
+
+const fixtures = new URL('../../test/fixtures/trace-dat/', import.meta.url);
+const fixture = (name: string) => gunzipSync(readFileSync(new URL(name, fixtures)));
+const dat6 = fixture('kmem_tc_small_v6.dat.gz');
+const tmp = mkdtempSync(join(tmpdir(), 'nftrace-dat-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+async function ours(bytes: Uint8Array, options: ReportOptions, name = 'fixture.dat'): Promise<string> {
+  const events = new TraceDatEvents(await parseTraceDat(bytes, name));
+  return [...report(events, options)].join('\n') + '\n';
+}
+
+const MODES: [string, ReportOptions, string][] = [
+  ['-N', { plugins: false }, 'kmem_tc_small_v6_report_N.txt.gz'],
+  ['-R', { raw: true, plugins: false }, 'kmem_tc_small_v6_report_R.txt.gz'],
+  ['default (plugins)', { plugins: true }, 'kmem_tc_small_v6_report.txt.gz'],
+  ['-l -t', { plugins: true, latency: true, nanoseconds: true }, 'kmem_tc_small_v6_report_l_t.txt.gz'],
+];
+
+for (const [flags, options, expected] of MODES) {
+  test(`report ${flags} matches trace-cmd line for line on the 6.18 kmem capture`, async () => {
+    const want = fixture(expected).toString('utf8').split('\n');
+    const got = (await ours(dat6, options)).split('\n');
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) assert.equal(got[i], want[i], `line ${i + 1}`);
+  });
+}
+
+test('v7 from trace-cmd convert (zstd) reads the same as trace-cmd reads it', async (t) => {
+  if (!needTraceCmd(t)) return;
+  const v6 = join(tmp, 'in6.dat');
+  const v7 = join(tmp, 'tc7.dat');
+  writeFileSync(v6, dat6);
+  traceCmd(['convert', '--file-version', '7', '--compression', 'zstd', '-i', v6, '-o', v7]);
+  const expected = traceCmd(['report', '-N', '-i', v7]);
+  assert.equal(await ours(readFileSync(v7), { plugins: false }), expected);
+});
+
+for (const [version, compression] of [[6, 'none'], [7, 'zstd'], [7, 'zlib'], [7, 'none']] as const) {
+  test(`our writer, v${version} ${compression}: we read back what we wrote`, async () => {
+    const bytes = await encodeTraceDat(contentOf(await parseTraceDat(dat6, 'in')), { version, compression });
+    const back = await parseTraceDat(bytes, 'out');
+    assert.equal(back.version, version);
+    assert.equal(back.compression, version === 6 ? 'none' : compression);
+    const want = fixture('kmem_tc_small_v6_report_N.txt.gz').toString('utf8');
+    assert.equal(await ours(bytes, { plugins: false }), want);
+  });
+}
+
+for (const [version, compression] of [[6, 'none'], [7, 'zstd'], [7, 'none']] as const) {
+  test(`trace-cmd report reads our v${version} ${compression} file`, async (t) => {
+    if (!needTraceCmd(t)) return;
+    const out = join(tmp, `ours-${version}-${compression}.dat`);
+    await writeTraceDat(out, contentOf(await parseTraceDat(dat6, 'in')), { version, compression });
+    const want = fixture('kmem_tc_small_v6_report_N.txt.gz').toString('utf8');
+    assert.equal(traceCmd(['report', '-N', '-i', out]), want);
+  });
+}
+
+/** A small file for fuzzing: the fixture's formats and first pages, no kallsyms. */
+async function smallFile(version: 6 | 7, compression: 'none' | 'zstd'): Promise<Uint8Array> {
+  const content = contentOf(await parseTraceDat(dat6, 'in'));
+  content.kallsyms = '';
+  content.buffers = content.buffers.map((b) => ({ ...b, cpus: b.cpus.map((pages) => pages.subarray(0, 2 * content.pageSize)) }));
+  return encodeTraceDat(content, { version, compression });
+}
+
+test('fuzz: 10^4 flipped or truncated files give a clean error naming file and offset, or a correct read', async () => {
+  let seed = 0x2545f491;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const bases = [await smallFile(6, 'none'), await smallFile(7, 'zstd')];
+  let clean = 0;
+  let errors = 0;
+  let slowest = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const base = bases[i % bases.length]!;
+    let bytes: Uint8Array;
+    if (i % 4 === 0) {
+      bytes = base.subarray(0, rand(base.length));
+    } else {
+      bytes = Uint8Array.from(base);
+      for (let k = 1 + rand(4); k > 0; k--) bytes[rand(bytes.length)] ^= 1 << rand(8);
+    }
+    const start = performance.now();
+    try {
+      const events = new TraceDatEvents(await parseTraceDat(bytes, 'fuzz.dat'));
+      for (const line of report(events, { plugins: true })) assert.equal(typeof line, 'string');
+      clean++;
+    } catch (err) {
+      if (!(err instanceof TraceDatError)) throw new Error(`case ${i}: not a clean error: ${(err as Error).stack}`);
+      assert.match(err.message, /^fuzz\.dat: .+ at byte \d+: /);
+      errors++;
+    }
+    slowest = Math.max(slowest, performance.now() - start);
+  }
+  assert.equal(clean + errors, 10_000);
+  // A hang guard, not a speed target: no case may take seconds.
+  assert.ok(slowest < 5000, `slowest case took ${slowest.toFixed(0)} ms`);
+});
