@@ -1,5 +1,8 @@
 /** nftrace: ftrace's design for Node.js. */
-export { Tracer, TraceFile, type TracerOptions } from './tracefs/tracer.js';
+export { Tracer, TraceFile, type TracerOptions, type SaveTraceDatOptions } from './tracefs/tracer.js';
+export { readTraceDatFile, type TraceDat } from './format/tracedat/reader.js';
+export { TraceDatEvents, type TraceRecord } from './format/tracedat/records.js';
+export { TraceDatError } from './format/tracedat/cursor.js';
 export { attach, ThreadTracer, type ThreadHandle } from './instance/attach.js';
 export { TraceEvent } from './instance/thread.js';
 export type { Instance } from './instance/instance.js';

@@ -114,3 +114,28 @@ test('fuzz: 10^4 flipped or truncated files give a clean error naming file and o
   // A hang guard, not a speed target: no case may take seconds.
   assert.ok(slowest < 5000, `slowest case took ${slowest.toFixed(0)} ms`);
 });
+
+test('a Node snapshot saved as trace.dat (v6 and v7): trace-cmd shows every event and field, as our reader does', async (t) => {
+  if (!needTraceCmd(t)) return;
+  const { Tracer } = await import('../src/index.js');
+  const tracer = new Tracer();
+  const request = tracer.defineEvent('http', 'request', { method: 'string', status: 'u16', bytes: 'u64', ok: 'bool', tag: 'char[8]' });
+  const done = tracer.defineEvent('http', 'response', { id: 'u32', micros: 'u32' }, { print: { fmt: 'id=%u took=%uus', args: ['id', 'micros'] } });
+  tracer.write('events/enable', '1');
+  for (let i = 0; i < 500; i++) {
+    request.emit({ method: i % 2 ? 'GET' : 'POST', status: 200 + (i % 3), bytes: 2n ** 40n + BigInt(i), ok: i % 2 === 0, tag: 'abc' });
+    done.emit({ id: i, micros: i * 3 });
+  }
+  tracer.write('trace_marker', 'hello from the marker');
+  for (const version of [6, 7] as const) {
+    const file = join(tmp, `node-${version}.dat`);
+    await tracer.saveTraceDat(file, { version });
+    const text = traceCmd(['report', '-i', file]);
+    const lines = text.trimEnd().split('\n');
+    assert.equal(lines.length, 1 + 1000 + 1);
+    assert.match(lines[1001]!, / print: +0x0: hello from the marker$/);
+    assert.match(lines[1]!, / request: +method=POST status=200 bytes=1099511627776 ok=1 tag=abc$/);
+    assert.match(lines[1000]!, / response: +id=499 took=1497us$/);
+    assert.equal(await ours(readFileSync(file), { plugins: true }), text);
+  }
+});

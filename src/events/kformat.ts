@@ -159,7 +159,8 @@ export class EventFormat {
       if (f.isString) return cString(rec.u8, start, end);
       return [...rec.u8.subarray(start, end)].map((b) => b.toString(16).padStart(2, '0')).join('');
     }
-    if (f.isString) return cString(rec.u8, at, Math.min(at + f.size, rec.start + rec.length));
+    // A flexible `char buf[]` (size 0) runs to the end of the record.
+    if (f.isString) return cString(rec.u8, at, f.size === 0 ? rec.start + rec.length : Math.min(at + f.size, rec.start + rec.length));
     if (f.arrayLength > 0) {
       const elem = f.size / f.arrayLength;
       const i = index < 0 ? 0 : index;
@@ -251,6 +252,7 @@ export function formatKernel(c: Conversion, v: CValue, symbols?: SymbolTable): s
     if (c.ext && 'SsFfB'.includes(c.ext)) {
       const sym = symbols?.lookup(addr);
       if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c);
+      return pad(`0x${addr.toString(16)}`, c);
     }
     return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c);
   }

@@ -61,6 +61,8 @@ export function reportLine(events: TraceDatEvents, r: TraceRecord, options: Repo
     const sym = typeof site === 'bigint' ? events.symbols.lookup(site) : null;
     if (sym) body = `(${sym.name}+0x${sym.offset.toString(16)}) ${body}`;
   }
+  // Like trace-cmd, a payload's own trailing newline (trace_marker text) does not end the line twice.
+  if (body.endsWith('\n')) body = body.slice(0, -1);
   return `${head}${`${ev.name}:`.padEnd(21)} ${body}`;
 }
 

@@ -9,7 +9,7 @@ import {
   DEFAULT_TEXT_OPTIONS, lostLine, statsText, traceHeader, traceLine, type TextOptions,
 } from '../format/text.js';
 import { PAGE_SIZE, pagesFor, sizeKbOf, subbufSizeFor } from '../ring/layout.js';
-import { EventList, RingConsumer, snapshotRing } from '../ring/reader.js';
+import { EventList, RingConsumer, ringPages, snapshotRing } from '../ring/reader.js';
 import { RingView } from '../ring/ring.js';
 import { CLOCKS, CLOCK_COUNTER, CLOCK_LOCAL, counterNow, isNanoClock, monoNow, type ClockName } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
@@ -171,6 +171,15 @@ export class Instance {
 
   get clock(): number {
     return this.control.clock(this.slot);
+  }
+
+  /** This thread's (cpu's) unread events as whole sub-buffer pages, oldest first (for trace.dat). */
+  pages(cpu: number): Uint8Array {
+    return ringPages(this.ring(cpu));
+  }
+
+  get clockName(): string {
+    return CLOCKS[this.clock]!;
   }
 
   clockText(): string {

@@ -10,7 +10,7 @@ import { ENCODER_HELPERS } from '../events/codegen.js';
 import type { FieldSpec, Payload } from '../events/fields.js';
 import { MARKER_OVERHEAD, PRINT_BUF_OFFSET, PRINT_ID } from '../events/ftrace.js';
 import type { EventRegistry } from '../events/registry.js';
-import { snapshotRing } from '../ring/reader.js';
+import { snapshotRing, writeEvents } from '../ring/reader.js';
 import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
@@ -125,13 +125,7 @@ export function migrateRing(from: RingView, to: RingView): RingWriter {
   const events = snapshotRing(from);
   to.seedCounters(from, events.count);
   const writer = new RingWriter(to);
-  for (let i = 0; i < events.count; i++) {
-    const len = events.len[i]!;
-    const at = writer.reserve(len, events.ts[i]!);
-    if (at < 0) continue;
-    writer.u8.set(events.bytes.subarray(events.off[i]!, events.off[i]! + len), at);
-    writer.commit();
-  }
+  writeEvents(events, writer);
   return writer;
 }
 

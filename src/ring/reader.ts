@@ -4,7 +4,7 @@
  * overrun by the writer), so nothing half-written is ever decoded.
  */
 import { COMMIT_OFFSET, COMMIT_SIZE_MASK, SUBBUF_HEADER } from './layout.js';
-import { F_READ, I_STATE, I_TAIL, RingView, forEachEvent } from './ring.js';
+import { F_READ, I_STATE, I_TAIL, RingView, RingWriter, forEachEvent } from './ring.js';
 
 /** Events copied out of a ring, in ring order. Payload i is `bytes[off[i] .. off[i]+len[i])`. */
 export class EventList {
@@ -189,5 +189,41 @@ export class RingConsumer {
     while (this.fill()) this.next = this.pending.count;
     this.lastOverrun = this.view.counters().overrun;
     this.lost = 0;
+  }
+}
+
+/**
+ * The unread events of a ring as whole sub-buffer pages, oldest first: what a trace.dat holds
+ * per CPU. The events are copied (seqlock-checked, see snapshotRing) and written again into a
+ * private ring, so the pages are consistent however busy the writer is.
+ */
+export function ringPages(view: RingView): Uint8Array {
+  const events = snapshotRing(view);
+  let bytes = 0;
+  for (let i = 0; i < events.count; i++) bytes += events.len[i]! + 16;
+  const dataSize = view.subbuf - SUBBUF_HEADER;
+  const pages = Math.ceil(bytes / (dataSize - 16)) + 2;
+  const copy = RingView.create({ pages, subbuf: view.subbuf, overwrite: false });
+  writeEvents(events, new RingWriter(copy));
+  if (events.count === 0) return new Uint8Array(0);
+  const head = Atomics.load(copy.i32, I_STATE) >>> copy.kBits;
+  const tail = Atomics.load(copy.i32, I_TAIL);
+  const out: Uint8Array[] = [];
+  for (let c = head; ; c = copy.advance(c)) {
+    const at = copy.pageOffset(c % copy.pages);
+    out.push(copy.u8.slice(at, at + copy.subbuf));
+    if (c === tail) break;
+  }
+  return Buffer.concat(out);
+}
+
+/** Write copied events into a ring, in order and with their timestamps. */
+export function writeEvents(events: EventList, writer: RingWriter): void {
+  for (let i = 0; i < events.count; i++) {
+    const len = events.len[i]!;
+    const at = writer.reserve(len, events.ts[i]!);
+    if (at < 0) continue;
+    writer.u8.set(events.bytes.subarray(events.off[i]!, events.off[i]! + len), at);
+    writer.commit();
   }
 }

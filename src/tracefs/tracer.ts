@@ -3,6 +3,7 @@
  * driven by tracefs paths and values (`tracer.write('events/http/enable', '1')`), like libtracefs
  * where no instance means the top level.
  */
+import { release, machine, hostname } from 'node:os';
 import { MessageChannel, threadId } from 'node:worker_threads';
 import { fail } from '../errno.js';
 import type { EventOptions } from '../events/event.js';
@@ -12,6 +13,10 @@ import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
 import { DEFAULT_BUFFER_KB, Instance, type PipeReader, type ThreadInfo } from '../instance/instance.js';
 import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
+import { PRINT_EVENT } from '../events/ftrace.js';
+import type { CompressionName } from '../format/tracedat/compress.js';
+import { writeTraceDat } from '../format/tracedat/writer.js';
+import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, resolveFile, splitPath, type FileNode, type TracerState } from './files.js';
 import { parseUnsigned } from './parse.js';
 
@@ -68,6 +73,15 @@ export class TraceFile implements AsyncIterable<string> {
     this.pipe?.close();
     if (this.node.pins) this.node.pins.openFiles--;
   }
+}
+
+export interface SaveTraceDatOptions {
+  /** A named instance; the top level when absent. */
+  instance?: string;
+  /** File version (default 7). */
+  version?: 6 | 7;
+  /** v7 only (default zstd). */
+  compression?: CompressionName;
 }
 
 export class Tracer {
@@ -180,6 +194,36 @@ export class Tracer {
     this.state.instances.delete(inst.name);
     this.freeSlots.push(inst.slot);
     this.state.main.refresh();
+  }
+
+  /**
+   * Save an instance's buffers (the top level by default) as a trace.dat that `trace-cmd
+   * report` and KernelShark open: each thread's buffer is a CPU. Non-consuming. Returns bytes written.
+   */
+  async saveTraceDat(file: string, options: SaveTraceDatOptions = {}): Promise<number> {
+    const inst = options.instance ? this.state.instances.get(options.instance) : this.state.top;
+    if (!inst) fail('ENOENT', `no instance '${options.instance}'`);
+    const systems = new Map<string, string[]>();
+    for (const e of this.state.registry.all()) {
+      if (e.index === 0) continue;
+      systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
+    }
+    const cpus = Array.from({ length: inst.cpuCount }, (_, c) => inst.pages(c));
+    return writeTraceDat(file, {
+      pageSize: inst.subbuf,
+      headerPage: HEADER_PAGE_TEXT(inst.subbuf - 16),
+      headerEvent: HEADER_EVENT_TEXT,
+      ftraceFormats: [PRINT_EVENT.formatFile()],
+      systems: [...systems].map(([name, formats]) => ({ name, formats })),
+      kallsyms: '',
+      printk: '',
+      cmdlines: `${process.pid} ${this.threads[0]!.name}\n`,
+      cpuCount: inst.cpuCount,
+      buffers: [{ name: options.instance ?? '', clock: inst.clockName, cpus }],
+      traceClock: inst.clockText(),
+      uname: `Linux ${hostname()} ${release()} ${machine()}`,
+      version: `nftrace ${process.version}`,
+    }, { version: options.version ?? 7, compression: options.compression ?? (options.version === 6 ? 'none' : 'zstd') });
   }
 
   /** Names of the named instances. */
