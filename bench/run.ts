@@ -13,6 +13,7 @@ import pino from 'pino';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Tracer } from '../src/index.js';
 import { monoNow } from '../src/instance/clock.js';
+import { traceDatBench } from './tracedat.js';
 
 interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
@@ -132,6 +133,7 @@ async function main() {
   const w1 = await workerCase(1, perWorker);
   const w2 = await workerCase(2, perWorker);
   const heap = heapCase(num);
+  const dat = await traceDatBench(quick ? 1_000_000 : 10_000_000);
   const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
   const numeric = get('enabled, 3 numeric');
   const clock = get('clock read: nftrace');
@@ -154,11 +156,13 @@ async function main() {
   console.log(`pino / nftrace: ${(pinoNs / numeric).toFixed(1)}x; console.log / nftrace: ${(get('console.log') / numeric).toFixed(1)}x; OTel span / nftrace: ${(get('OpenTelemetry') / numeric).toFixed(1)}x`);
   console.log(`events/s, 1 worker: ${(w1 / 1e6).toFixed(2)} M; 2 workers: ${(w2 / 1e6).toFixed(2)} M`);
   console.log(`heap after GC: ${(heap.before / 1e6).toFixed(2)} MB before, ${(heap.after / 1e6).toFixed(2)} MB after ${quick ? '10^6' : '10^7'} events`);
+  console.log(`trace.dat (${dat.events} events, ${dat.fileMB.toFixed(0)} MB, v6): write ${dat.writeMBps.toFixed(0)} MB/s; decode ${(dat.decodeEventsPerSec / 1e6).toFixed(2)} M events/s; trace-cmd report > /dev/null ${dat.traceCmdReportSec === null ? 'n/a' : `${dat.traceCmdReportSec.toFixed(1)} s (${(dat.events / dat.traceCmdReportSec / 1e6).toFixed(2)} M events/s, ours ${((dat.decodeEventsPerSec * dat.traceCmdReportSec) / dat.events).toFixed(1)}x faster at decoding)`}`);
+  Object.assign(checks, { 'trace.dat decode >= 5 M events/s': dat.decodeEventsPerSec >= 5e6, 'trace.dat write >= 500 MB/s': dat.writeMBps >= 500 });
   for (const [k, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'MISS'}  ${k}`);
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, checks, sink }, null, 2));
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, checks, sink }, null, 2));
   console.log(`\nsaved ${out}`);
 }
 

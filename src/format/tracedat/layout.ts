@@ -29,15 +29,15 @@ export const OPT = {
   BUFFER_TEXT: 22,
 } as const;
 
-/** v7 section ids. */
+/** v7 section ids: the metadata sections share the ids of the options that locate them. */
 export const SECTION = {
   OPTIONS: 0,
   BUFFER_DATA: 3,
   STRINGS: 15,
-  HEADER_INFO: 16,
-  FTRACE_EVENTS: 17,
-  EVENT_FORMATS: 18,
-  KALLSYMS: 19,
-  PRINTK: 20,
-  CMDLINES: 21,
+  HEADER_INFO: OPT.HEADER_INFO,
+  FTRACE_EVENTS: OPT.FTRACE_EVENTS,
+  EVENT_FORMATS: OPT.EVENT_FORMATS,
+  KALLSYMS: OPT.KALLSYMS,
+  PRINTK: OPT.PRINTK,
+  CMDLINES: OPT.CMDLINES,
 } as const;

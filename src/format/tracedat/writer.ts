@@ -9,18 +9,10 @@ import { codecFor, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
 import type { TraceDat } from './reader.js';
 
-export interface TraceDatContent {
-  pageSize: number;
-  headerPage: string;
-  headerEvent: string;
-  ftraceFormats: string[];
-  systems: { name: string; formats: string[] }[];
-  kallsyms: string;
-  printk: string;
-  /** `pid comm` lines. */
-  cmdlines: string;
-  cpuCount: number;
-  /** The first buffer is the top level (name ''); others are instances. */
+/** What a file holds, as the reader returns it, but with the CPU data in hand. */
+export interface TraceDatContent
+  extends Pick<TraceDat, 'pageSize' | 'headerPage' | 'headerEvent' | 'ftraceFormats' | 'systems' | 'kallsyms' | 'printk' | 'cmdlines' | 'cpuCount'> {
+  /** The first buffer is the top level (name ''); others are instances. Per CPU: whole pages. */
   buffers: { name: string; clock: string; cpus: Uint8Array[] }[];
   /** The trace_clock file text, e.g. `[local] global counter\n`. */
   traceClock: string;
