@@ -67,12 +67,12 @@ function readInt(dv: DataView, at: number, size: number, signed: boolean): bigin
   }
 }
 
-const latin = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8');
 
 function cString(u8: Uint8Array, start: number, end: number): string {
   let stop = start;
   while (stop < end && u8[stop] !== 0) stop++;
-  return latin.decode(u8.subarray(start, stop));
+  return utf8.decode(u8.subarray(start, stop));
 }
 
 /** One record: its bytes are u8[start, start + length). */
