@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { report, reportTimestamp } from '../format/report.js';
+import { report } from '../format/report.js';
 import { OPT } from '../format/tracedat/layout.js';
 import { readTraceDatFile } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
@@ -63,8 +63,7 @@ export async function runConvert(input: string, to: ConvertTarget, output: strin
       for (const r of events.records()) {
         const name = r.event ? `${r.event.system}:${r.event.name}` : `id ${r.id}`;
         const args = r.event ? { fields: r.event.print(r, { symbols: events.symbols }) } : {};
-        const us = reportTimestamp(r.ts, true).replace('.', '').replace(/^0+(?=\d)/, '');
-        const ts = `${us.slice(0, -3) || '0'}.${us.slice(-3)}`;
+        const ts = (r.ts / 1000).toFixed(3); // microseconds, as the format wants
         yield `${first ? '' : ','}{"name":${JSON.stringify(name)},"ph":"i","s":"t","ts":${ts},"pid":${JSON.stringify(r.buffer || 'top')},"tid":${r.cpu},"args":${JSON.stringify({ ...args, comm: events.comm(r.pid), pid: r.pid })}}`;
         first = false;
       }

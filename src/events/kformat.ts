@@ -6,7 +6,7 @@
  * its raw fields (`name=value ...`) and `printNote` says why.
  */
 import { CEvalError, CParseError, evaluate, parsePrintFmt, type CNode, type CScope, type CValue } from './cexpr.js';
-import { formatValue, parseFormat, type Conversion, type Segment } from './printf.js';
+import { formatValue, pad, parseFormat, type Conversion, type Segment } from './printf.js';
 
 export interface KField {
   name: string;
@@ -251,17 +251,13 @@ export function formatKernel(c: Conversion, v: CValue, symbols?: SymbolTable): s
     const addr = typeof v === 'bigint' ? BigInt.asUintN(64, v) : 0n;
     if (c.ext && 'SsFfB'.includes(c.ext)) {
       const sym = symbols?.lookup(addr);
-      if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c);
-      return pad(`0x${addr.toString(16)}`, c);
+      if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c, false);
+      return pad(`0x${addr.toString(16)}`, c, false);
     }
-    return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c);
+    return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c, false);
   }
   if (typeof v === 'string' || c.conv === 's' || c.conv === 'c') return formatValue(c, v);
   const bits = lengthBits(c.length);
   const n = c.conv === 'd' || c.conv === 'i' ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
   return formatValue(c, n);
-}
-
-function pad(s: string, c: Conversion): string {
-  return formatValue({ ...c, conv: 's', precision: -1 }, s);
 }

@@ -51,7 +51,8 @@ export function conversions(segments: Segment[]): Conversion[] {
   return segments.filter((s): s is Conversion => typeof s !== 'string');
 }
 
-function pad(s: string, c: Conversion, numeric: boolean): string {
+/** Pad to the conversion's width (left with `-`, zeros for numbers with `0`). */
+export function pad(s: string, c: Conversion, numeric: boolean): string {
   if (s.length >= c.width) return s;
   if (c.flags.includes('-')) return s.padEnd(c.width);
   if (numeric && c.flags.includes('0') && c.precision < 0) {

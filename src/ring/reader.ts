@@ -199,13 +199,13 @@ export class RingConsumer {
  */
 export function ringPages(view: RingView): Uint8Array {
   const events = snapshotRing(view);
+  if (events.count === 0) return new Uint8Array(0);
   let bytes = 0;
   for (let i = 0; i < events.count; i++) bytes += events.len[i]! + 16;
   const dataSize = view.subbuf - SUBBUF_HEADER;
   const pages = Math.ceil(bytes / (dataSize - 16)) + 2;
   const copy = RingView.create({ pages, subbuf: view.subbuf, overwrite: false });
   writeEvents(events, new RingWriter(copy));
-  if (events.count === 0) return new Uint8Array(0);
   const head = Atomics.load(copy.i32, I_STATE) >>> copy.kBits;
   const tail = Atomics.load(copy.i32, I_TAIL);
   const out: Uint8Array[] = [];

@@ -223,7 +223,7 @@ export class Tracer {
       traceClock: inst.clockText(),
       uname: `Linux ${hostname()} ${release()} ${machine()}`,
       version: `nftrace ${process.version}`,
-    }, { version: options.version ?? 7, compression: options.compression ?? (options.version === 6 ? 'none' : 'zstd') });
+    }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
   }
 
   /** Names of the named instances. */
