@@ -194,27 +194,63 @@ export class RingConsumer {
 
 /**
  * The unread events of a ring as whole sub-buffer pages, oldest first: what a trace.dat holds
- * per CPU. The events are copied (seqlock-checked, see snapshotRing) and written again into a
- * private ring, so the pages are consistent however busy the writer is.
+ * per CPU. Page images are copied as they are (seqlock-checked like snapshotRing), with the
+ * bytes past each page's commit zeroed; only a head page a consuming reader has partly taken is
+ * rebuilt, without the events already read. Empty pages are left out.
  */
 export function ringPages(view: RingView): Uint8Array {
-  const events = snapshotRing(view);
-  if (events.count === 0) return new Uint8Array(0);
-  let bytes = 0;
-  for (let i = 0; i < events.count; i++) bytes += events.len[i]! + 16;
-  const dataSize = view.subbuf - SUBBUF_HEADER;
-  const pages = Math.ceil(bytes / (dataSize - 16)) + 2;
-  const copy = RingView.create({ pages, subbuf: view.subbuf, overwrite: false });
-  writeEvents(events, new RingWriter(copy));
-  const head = Atomics.load(copy.i32, I_STATE) >>> copy.kBits;
-  const tail = Atomics.load(copy.i32, I_TAIL);
-  const out: Uint8Array[] = [];
-  for (let c = head; ; c = copy.advance(c)) {
-    const at = copy.pageOffset(c % copy.pages);
-    out.push(copy.u8.slice(at, at + copy.subbuf));
-    if (c === tail) break;
+  for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+    const state = Atomics.load(view.i32, I_STATE);
+    const tail = Atomics.load(view.i32, I_TAIL);
+    let head = state >>> view.kBits;
+    const span = view.distance(tail, head);
+    if (span >= view.pages) break;
+    const out = new Uint8Array((span + 1) * view.subbuf);
+    let used = 0;
+    let torn = false;
+    for (let i = 0, skip = state & view.kMask; i <= span; i++, head = view.advance(head), skip = 0) {
+      const got = copyPageImage(view, head % view.pages, skip, out, used);
+      if (got < 0) {
+        // As in snapshotRing: only the oldest page may be recycled under us.
+        if (i === 0) continue;
+        torn = true;
+        break;
+      }
+      used += got;
+    }
+    if (!torn) return out.subarray(0, used);
   }
-  return Buffer.concat(out);
+  return new Uint8Array(0);
+}
+
+/**
+ * Copy page `slot` whole into `out` at `at`, dropping its first `skip` events. Returns the bytes
+ * used (0 for a page with nothing left, else the sub-buffer size) or -1 when the copy was torn.
+ */
+function copyPageImage(view: RingView, slot: number, skip: number, out: Uint8Array, at: number): number {
+  const seqIndex = view.seqIndex + slot;
+  const before = Atomics.load(view.i32, seqIndex);
+  if (before & 1) return -1;
+  const page = view.pageOffset(slot);
+  const commit = Atomics.load(view.i32, (page + COMMIT_OFFSET) >> 2) & COMMIT_SIZE_MASK;
+  out.set(view.u8.subarray(page, page + SUBBUF_HEADER + commit), at);
+  if (Atomics.load(view.i32, seqIndex) !== before) return -1;
+  if (commit === 0) return 0;
+  if (skip === 0) return view.subbuf;
+  const image = out.slice(at, at + view.subbuf);
+  out.fill(0, at, at + view.subbuf);
+  const rest = new EventList(view.subbuf);
+  rest.addPage(image, 0, view.subbuf);
+  let index = 0;
+  forEachEvent(rest.dv, 0, commit, (ts, off, len) => {
+    if (index++ >= skip) rest.push(ts, off, len);
+  });
+  if (rest.count === 0) return 0;
+  // What is left of one page fits one page: the first event's time moves into the header.
+  const copy = RingView.create({ pages: 2, subbuf: view.subbuf, overwrite: false });
+  writeEvents(rest, new RingWriter(copy));
+  out.set(copy.u8.subarray(copy.pageOffset(0), copy.pageOffset(0) + copy.subbuf), at);
+  return view.subbuf;
 }
 
 /** Write copied events into a ring, in order and with their timestamps. */

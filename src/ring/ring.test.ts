@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RingView, RingWriter, forEachEvent, readU64 } from './ring.js';
-import { RingConsumer, snapshotRing } from './reader.js';
+import { RingConsumer, ringPages, snapshotRing } from './reader.js';
 import { PAGE_SIZE, TYPE_PADDING, TYPE_TIME_EXTEND, eventLength, pagesFor, sizeKbOf, subbufSizeFor } from './layout.js';
 
 function ring(pages: number, overwrite = true, subbuf = PAGE_SIZE) {
@@ -165,4 +165,44 @@ test('a partly consumed page that is overwritten counts only its unread events a
   assert.equal(c.read, 100);
   assert.equal(c.overrun, 155);
   assert.equal(c.committed, c.read + c.overrun + c.entries);
+});
+
+test('ringPages copies page images and leaves out what a consuming reader already took', () => {
+  const { view, writer } = ring(8);
+  for (let i = 0; i < 1000; i++) put(writer, 1000 + i * 7, i); // wraps: the oldest pages are overrun
+  const consumer = new RingConsumer(view);
+  assert.ok(consumer.fill());
+  const taken = consumer.pending.count;
+  const expected = snapshotRing(view);
+  const pages = ringPages(view);
+  assert.equal(pages.length % view.subbuf, 0);
+  const ts: number[] = [];
+  const seen: number[] = [];
+  const dv = new DataView(pages.buffer, pages.byteOffset, pages.byteLength);
+  for (let at = 0; at < pages.length; at += view.subbuf) {
+    forEachEvent(dv, at, dv.getUint32(at + 8, true) & 0xfffff, (t, off) => {
+      ts.push(t);
+      seen.push(dv.getUint32(off, true));
+    });
+  }
+  assert.ok(taken > 0);
+  assert.deepEqual(ts, expected.ts);
+  assert.deepEqual(seen, expected.off.map((o) => expected.dv.getUint32(o, true)));
+});
+
+test('ringPages rebuilds a head page that was partly consumed', () => {
+  const { view, writer } = ring(4);
+  for (let i = 0; i < 10; i++) put(writer, 500 + i * 3, i); // all on page 0, the tail page
+  const consumer = new RingConsumer(view);
+  assert.ok(consumer.fill()); // takes the 10 committed events: k = 10 on the head page
+  for (let i = 10; i < 14; i++) put(writer, 500 + i * 3, i);
+  const pages = ringPages(view);
+  assert.equal(pages.length, view.subbuf);
+  const dv = new DataView(pages.buffer, pages.byteOffset, pages.byteLength);
+  const got: Array<[number, number]> = [];
+  forEachEvent(dv, 0, dv.getUint32(8, true), (t, off) => got.push([t, dv.getUint32(off, true)]));
+  assert.deepEqual(got, [[530, 10], [533, 11], [536, 12], [539, 13]]);
+  assert.equal(readU64(dv, 0), 530);
+  consumer.drain();
+  assert.equal(ringPages(view).length, 0);
 });

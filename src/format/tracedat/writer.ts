@@ -4,7 +4,7 @@
  * and per buffer and CPU the raw sub-buffer pages, so kernel recordings and nftrace snapshots go
  * through the same code.
  */
-import { writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { codecFor, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
 import type { TraceDat } from './reader.js';
@@ -62,6 +62,19 @@ class Out {
     return this.str(s).bytes(Uint8Array.of(0));
   }
 
+  /** Overwrite a u64 written earlier by u64() (so it sits whole in one piece). */
+  patchU64(at: number, v: number): void {
+    let start = 0;
+    for (const c of this.chunks) {
+      if (at < start + c.length) {
+        new DataView(c.buffer, c.byteOffset, c.byteLength).setBigUint64(at - start, BigInt(v), true);
+        return;
+      }
+      start += c.length;
+    }
+    throw new RangeError(`no byte ${at}`);
+  }
+
   /** Pad with zeros to a multiple of `to`. */
   align(to: number): this {
     const pad = (to - (this.length % to)) % to;
@@ -70,6 +83,11 @@ class Out {
 
   done(): Uint8Array {
     return Buffer.concat(this.chunks, this.length);
+  }
+
+  /** The pieces as added, for writing without joining them first. */
+  parts(): Uint8Array[] {
+    return this.chunks;
   }
 }
 
@@ -112,25 +130,36 @@ function stringOption(o: Out, id: number, text: string): void {
   o.u16(id).u32(b.length).bytes(b);
 }
 
+/** Write a trace.dat (mode 0600) piece by piece, never joining the CPU data in memory. */
 export async function writeTraceDat(path: string, content: TraceDatContent, options: WriteOptions): Promise<number> {
-  const bytes = await encodeTraceDat(content, options);
-  await writeFile(path, bytes, { mode: 0o600 });
-  return bytes.length;
+  const parts = await encodeParts(content, options);
+  const file = await open(path, 'w', 0o600);
+  try {
+    // writev takes at most IOV_MAX buffers a call on some systems.
+    for (let i = 0; i < parts.length; i += 1024) await file.writev(parts.slice(i, i + 1024));
+  } finally {
+    await file.close();
+  }
+  return parts.reduce((n, p) => n + p.length, 0);
 }
 
 export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array> {
+  return Buffer.concat(await encodeParts(c, options));
+}
+
+async function encodeParts(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array[]> {
   for (const b of c.buffers) {
     if (b.cpus.length !== c.cpuCount) throw new Error(`buffer '${b.name}' has ${b.cpus.length} CPUs, the file ${c.cpuCount}`);
     for (const pages of b.cpus) if (pages.length % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
   }
-  return options.version === 6 ? encodeV6(c) : encodeV7(c, await codecFor(options.compression ?? 'zstd'));
+  return options.version === 6 ? encodeV6(c).parts() : encodeV7(c, await codecFor(options.compression ?? 'zstd'));
 }
 
 function opening(c: TraceDatContent, version: number): Out {
   return new Out().bytes(MAGIC).cstr(String(version)).bytes(Uint8Array.of(0, 8)).u32(c.pageSize);
 }
 
-function encodeV6(c: TraceDatContent): Uint8Array {
+function encodeV6(c: TraceDatContent): Out {
   const head = opening(c, 6);
   head.bytes(headersBody(c).done()).bytes(ftraceBody(c).done()).bytes(eventsBody(c).done());
   sized32(head, c.kallsyms);
@@ -173,7 +202,7 @@ function encodeV6(c: TraceDatContent): Uint8Array {
   });
   head.align(c.pageSize);
   for (const b of c.buffers) for (const pages of b.cpus) head.bytes(pages);
-  return head.done();
+  return head;
 }
 
 /** v7: a section header (16 bytes) and its body, compressed when a codec is given. */
@@ -197,7 +226,7 @@ function cpuBytes(pages: Uint8Array, pageSize: number, codec: Codec | null): Uin
   return o.done();
 }
 
-function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array {
+function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
   const strings = new Out();
   const stringIds = new Map<string, number>();
   const stringId = (s: string) => {
@@ -212,7 +241,7 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array {
   const file = opening(c, 7);
   file.cstr(codec ? codec.name : 'none').cstr(codec ? codec.version : '');
   const firstOptionsAt = file.length;
-  file.u64(0); // patched below
+  file.u64(0); // patched at the end
   const placed = new Map<number, number>();
   const place = (opt: number, id: number, name: string, body: Uint8Array) => {
     placed.set(opt, file.length);
@@ -273,9 +302,8 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array {
   stringId('strings');
   file.bytes(sectionBytes(SECTION.STRINGS, stringIds.get('strings')!, strings.done(), null));
 
-  const out = file.done();
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(firstOptionsAt, BigInt(optionsAt), true);
-  return out;
+  file.patchU64(firstOptionsAt, optionsAt);
+  return file.parts();
 }
 
 /** The content of a file read back, to write it again (another version or compression). */
