@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** The `nftrace` command. */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runDemo } from './demo.js';
+import { runList, runRecord, runStat } from './kernel.js';
 import { runConvert, runReport } from './report.js';
 
 const HELP = `Usage: nftrace <command> [options]
@@ -10,16 +11,61 @@ const HELP = `Usage: nftrace <command> [options]
 Commands:
   demo      run a small HTTP service traced by nftrace, load it, and print the
             head of its trace, each buffer's stats and what an event costs
+  record    record the kernel's events into a trace.dat (root)
   report    print a trace.dat (the kernel's, trace-cmd's or ours) like trace-cmd report
   convert   turn a trace.dat into chrome-json (Perfetto UI), text, or trace.dat v6/v7
-  help      show this help
+  list      the kernel's event systems, events, instances or clocks
+  stat      the state of the kernel's tracing (events, filters, buffers, instances)
+  help      show this help ('nftrace help COMMAND' or 'nftrace COMMAND --help' for one)
 
-Options for demo:
+Options:
+  -h, --help        show this help
+  -v, --version     print the version
+`;
+
+/** Each command's options (parseArgs form) and help. */
+const COMMANDS = {
+  demo: {
+    usage: `Usage: nftrace demo [--seconds N] [--connections N] [--lines N]
+
   --seconds N       how long to drive load (default 3)
   --connections N   requests in flight at once (default 16)
   --lines N         lines of trace to print (default 30)
+`,
+    options: {
+      seconds: { type: 'string' },
+      connections: { type: 'string' },
+      lines: { type: 'string' },
+    },
+  },
+  record: {
+    usage: `Usage: nftrace record -e EVENT [-e EVENT ...] [options] [-- COMMAND [ARGS...]]
 
-Options for report:
+Records the kernel's events (root) in a private instance, or in -B's, reading every CPU's
+trace_pipe_raw until COMMAND exits, --duration passes, or Ctrl-C; then disables what it
+enabled, removes its instance, writes the trace.dat and prints each CPU's losses.
+
+  -e EVENT          SYSTEM, SYSTEM:EVENT, EVENT, with * and ? globs, or 'all' (repeatable)
+  -B NAME           record in instance NAME (created if missing, kept if it existed)
+  -b KB             buffer_size_kb per CPU
+  -o FILE           output (default trace.dat)
+  --duration S      stop after S seconds
+  --file-version V  6 or 7 (default 7)
+  --compression C   zstd, zlib or none (v7 only; default zstd)
+`,
+    options: {
+      event: { type: 'string', short: 'e', multiple: true },
+      buffer: { type: 'string', short: 'B' },
+      'buffer-kb': { type: 'string', short: 'b' },
+      output: { type: 'string', short: 'o' },
+      duration: { type: 'string' },
+      'file-version': { type: 'string' },
+      compression: { type: 'string' },
+    },
+  },
+  report: {
+    usage: `Usage: nftrace report [-i FILE] [options]
+
   -i FILE           input (default trace.dat)
   -N                no plugins (trace-cmd -N)
   -R                raw field values
@@ -28,16 +74,57 @@ Options for report:
   --cpu N           only CPU N (repeatable)
   -F EVENT          only these events: name, system or system:name (repeatable)
   --stat            the buffer statistics recorded in the file
+`,
+    options: {
+      input: { type: 'string', short: 'i' },
+      N: { type: 'boolean', short: 'N' },
+      R: { type: 'boolean', short: 'R' },
+      t: { type: 'boolean', short: 't' },
+      l: { type: 'boolean', short: 'l' },
+      cpu: { type: 'string', multiple: true },
+      F: { type: 'string', short: 'F', multiple: true },
+      stat: { type: 'boolean' },
+    },
+  },
+  convert: {
+    usage: `Usage: nftrace convert [-i FILE] --to FORMAT [-o FILE]
 
-Options for convert:
   -i FILE           input (default trace.dat)
   --to FORMAT       chrome-json, text, dat6 or dat7
   -o FILE           output (default: standard output; required for dat6/dat7)
+`,
+    options: {
+      input: { type: 'string', short: 'i' },
+      output: { type: 'string', short: 'o' },
+      to: { type: 'string' },
+    },
+  },
+  list: {
+    usage: `Usage: nftrace list [-e [REGEX]] [-B] [-C]
 
-Options:
-  -h, --help        show this help
-  -v, --version     print the version
-`;
+  (no option)       the event systems, with how many events each has
+  -e [REGEX]        events as SYSTEM:EVENT, those matching REGEX if given
+  -B                the kernel's instances
+  -C                the trace clocks, the selected one in brackets
+`,
+    options: {
+      events: { type: 'boolean', short: 'e' },
+      instances: { type: 'boolean', short: 'B' },
+      clocks: { type: 'boolean', short: 'C' },
+    },
+  },
+  stat: {
+    usage: `Usage: nftrace stat [-B NAME]
+
+  -B NAME           an instance instead of the top level
+`,
+    options: {
+      buffer: { type: 'string', short: 'B' },
+    },
+  },
+} satisfies Record<string, { usage: string; options: ParseArgsConfig['options'] }>;
+
+type Command = keyof typeof COMMANDS;
 
 class UsageError extends Error {}
 
@@ -53,67 +140,104 @@ function nonNegativeInt(name: string, value: string): number {
   return Number(value);
 }
 
+function seconds(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0) throw new UsageError(`--${name} wants a number of seconds, got '${value}'`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${name} wants ${allowed.join(', ')}; got '${value}'`);
+  return value as T;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      seconds: { type: 'string' },
-      connections: { type: 'string' },
-      lines: { type: 'string' },
-      input: { type: 'string', short: 'i' },
-      output: { type: 'string', short: 'o' },
-      N: { type: 'boolean', short: 'N' },
-      R: { type: 'boolean', short: 'R' },
-      t: { type: 'boolean', short: 't' },
-      l: { type: 'boolean', short: 'l' },
-      cpu: { type: 'string', multiple: true },
-      F: { type: 'string', short: 'F', multiple: true },
-      stat: { type: 'boolean' },
-      to: { type: 'string' },
-    },
-  });
-  if (values.version) {
+  const first = argv[0];
+  if (first === '-v' || first === '--version') {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
     process.stdout.write(`nftrace ${pkg.version}\n`);
     return 0;
   }
-  const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(HELP);
-    return command === undefined && !values.help ? 2 : 0;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    const topic = first === 'help' ? argv[1] : undefined;
+    process.stdout.write(topic && topic in COMMANDS ? COMMANDS[topic as Command].usage : HELP);
+    return first === undefined ? 2 : 0;
   }
+  if (!(first in COMMANDS)) throw new UsageError(`unknown command '${first}'`);
+  const command = first as Command;
+  const spec = COMMANDS[command];
+  const { values, positionals } = parseArgs({
+    args: argv.slice(1),
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, ...spec.options },
+  });
+  if (values.help) {
+    process.stdout.write(spec.usage);
+    return 0;
+  }
+  const v = values as Record<string, string | boolean | string[] | undefined>;
+  const str = (name: string) => v[name] as string | undefined;
+  const flag = (name: string) => (v[name] as boolean | undefined) ?? false;
+  const list = (name: string) => v[name] as string[] | undefined;
+  const noPositionals = () => {
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  };
+  const out = (text: string) => process.stdout.write(text);
   switch (command) {
     case 'demo':
+      noPositionals();
       await runDemo({
-        seconds: positiveInt('seconds', values.seconds, 3),
-        connections: positiveInt('connections', values.connections, 16),
-        lines: positiveInt('lines', values.lines, 30),
-        out: (text) => process.stdout.write(text),
+        seconds: positiveInt('seconds', str('seconds'), 3),
+        connections: positiveInt('connections', str('connections'), 16),
+        lines: positiveInt('lines', str('lines'), 30),
+        out,
       });
       return 0;
+    case 'record': {
+      const events = list('event');
+      if (!events?.length) throw new UsageError('record needs at least one -e EVENT');
+      const version = Number(oneOf('file-version', str('file-version'), ['6', '7'], '7')) as 6 | 7;
+      return runRecord({
+        events,
+        instance: str('buffer'),
+        bufferKb: str('buffer-kb') === undefined ? undefined : positiveInt('buffer-kb (-b)', str('buffer-kb'), 0),
+        output: str('output') ?? 'trace.dat',
+        command: positionals,
+        durationSec: seconds('duration', str('duration')),
+        version,
+        compression: oneOf('compression', str('compression'), ['zstd', 'zlib', 'none'] as const, 'zstd'),
+      }, out, (text) => process.stderr.write(text));
+    }
     case 'report':
+      noPositionals();
       await runReport({
-        input: values.input ?? 'trace.dat',
-        plugins: !values.N,
-        raw: values.R ?? false,
-        nanoseconds: values.t ?? false,
-        latency: values.l ?? false,
-        cpus: values.cpu?.map((c) => nonNegativeInt('cpu', c)),
-        events: values.F,
-        stat: values.stat ?? false,
+        input: str('input') ?? 'trace.dat',
+        plugins: !flag('N'),
+        raw: flag('R'),
+        nanoseconds: flag('t'),
+        latency: flag('l'),
+        cpus: list('cpu')?.map((c) => nonNegativeInt('cpu', c)),
+        events: list('F'),
+        stat: flag('stat'),
       }, process.stdout);
       return 0;
     case 'convert': {
-      const to = values.to;
-      if (to !== 'chrome-json' && to !== 'text' && to !== 'dat6' && to !== 'dat7') throw new UsageError("--to wants chrome-json, text, dat6 or dat7");
-      await runConvert(values.input ?? 'trace.dat', to, values.output, process.stdout);
+      noPositionals();
+      const to = str('to');
+      if (to !== 'chrome-json' && to !== 'text' && to !== 'dat6' && to !== 'dat7') throw new UsageError('--to wants chrome-json, text, dat6 or dat7');
+      await runConvert(str('input') ?? 'trace.dat', to, str('output'), process.stdout);
       return 0;
     }
-    default:
-      throw new UsageError(`unknown command '${command}'`);
+    case 'list':
+      if (positionals.length > (flag('events') ? 1 : 0)) throw new UsageError(`unexpected argument '${positionals.at(-1)}'`);
+      runList({ events: flag('events'), pattern: positionals[0], instances: flag('instances'), clocks: flag('clocks') }, out);
+      return 0;
+    case 'stat':
+      noPositionals();
+      runStat({ instance: str('buffer') }, out);
+      return 0;
   }
 }
 

@@ -327,6 +327,9 @@ function pairs(items: CNode[], scope: CScope): [bigint, string][] {
     if (item.t !== 'list' || item.items.length !== 2) throw new CEvalError('expected { value, "name" }');
     const name = evaluate(item.items[1]!, scope);
     if (typeof name !== 'string') continue; // { 0, NULL } terminator
+    // An enum name the kernel left unresolved (no TRACE_DEFINE_ENUM) matches nothing, as in
+    // libtraceevent: guessing its value would print a wrong name.
+    if (item.items[0]!.t === 'id') continue;
     out.push([num(evaluate(item.items[0]!, scope)), name]);
   }
   return out;

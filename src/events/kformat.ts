@@ -97,6 +97,7 @@ export class EventFormat {
   private readonly segments: Segment[] = [];
   private readonly args: PrintArg[] = [];
   private readonly byName = new Map<string, KField>();
+  private readonly rawConversions = new Map<string, { conv: Conversion; has0x: boolean }>();
 
   constructor(text: string, system: string) {
     this.system = system;
@@ -140,6 +141,34 @@ export class EventFormat {
       if (convs.length !== args.length) return `print fmt has ${convs.length} conversions for ${args.length} arguments`;
       this.segments.push(...segments);
       convs.forEach((conv, i) => this.args.push({ conv, node: args[i]! }));
+      // -R prints a field with the conversion of the print fmt argument that is exactly that
+      // field (a "0x" written just before it too), as libtraceevent's raw mode does. It walks
+      // fields and arguments together: each search starts after the last match and wraps once;
+      // a miss, or a match on the last argument, ends the walk and later fields print raw.
+      const shown: { name: string; conv: Conversion; has0x: boolean }[] = [];
+      let before = '';
+      let arg = 0;
+      for (const seg of segments) {
+        if (typeof seg === 'string') {
+          before = seg;
+          continue;
+        }
+        const node = args[arg++]!;
+        shown.push({ name: node.t === 'field' && node.index === null ? node.name : '', conv: seg, has0x: before.endsWith('0x') });
+        before = '';
+      }
+      let next = 0;
+      for (const f of this.fields) {
+        if (next >= shown.length) break;
+        let found = -1;
+        for (let k = 0; k < shown.length && found < 0; k++) {
+          const i = (next + k) % shown.length;
+          if (shown[i]!.name === f.name) found = i;
+        }
+        if (found < 0) break;
+        this.rawConversions.set(f.name, shown[found]!);
+        next = found + 1;
+      }
       return '';
     } catch (err) {
       if (err instanceof CParseError || (err as { code?: string }).code === 'EINVAL') return `print fmt not understood: ${(err as Error).message}`;
@@ -223,6 +252,8 @@ export class EventFormat {
         return `ARRAY[${items.join(', ')}]`;
       }
       const v = this.value(rec, f);
+      const shown = this.rawConversions.get(f.name);
+      if (shown) return `${shown.has0x ? '0x' : ''}${formatKernel(shown.conv, v, symbols)}`;
       if (typeof v === 'string') return v;
       if (f.isPointer) return v === 0n ? '(nil)' : `0x${BigInt.asUintN(64, v).toString(16)}`;
       if (!f.signed && /\blong\b/.test(f.type)) {

@@ -3,11 +3,13 @@
  * `[buffer: ]COMM-PID [CPU] SECS.USECS: NAME: PAYLOAD`, as trace-cmd 3.1.6 prints with -N
  * (no plugins). -R prints raw fields, -t nanosecond timestamps.
  */
+import type { CValue } from '../events/cexpr.js';
+import type { EventFormat } from '../events/kformat.js';
 import type { TraceDatEvents, TraceRecord } from './tracedat/records.js';
 
 export interface ReportOptions {
   raw?: boolean;
-  /** trace-cmd's default plugins (the kmem plugin's `(call_site) ` prefix); -N turns them off. */
+  /** trace-cmd's default plugins (kmem call_site, hrtimer, sched switch/wakeup); -N turns them off. */
   plugins?: boolean;
   /** -l: latency columns (`%8.8s-%-5d %3d` and the flags, preempt depth, migrate-disable). */
   latency?: boolean;
@@ -28,8 +30,105 @@ export function reportTimestamp(ts: number, nanoseconds: boolean): string {
   return `${secs}.${String(us).padStart(6, '0')}`;
 }
 
-/** Events whose call_site trace-cmd's kmem plugin prints first, as `(func+0xoff) `. */
-const KMEM_PLUGIN_EVENTS = new Set(['kmalloc', 'kmalloc_node', 'kfree', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kmem_cache_free']);
+/**
+ * trace-cmd's default plugins for the events they cover: the kmem plugin's `(call_site) `
+ * prefix, the hrtimer plugin's lines and the sched plugin's switch/wakeup lines (which, as in libtraceevent, also teach the
+ * comm table the names they print). Each returns the payload to print.
+ */
+type Plugin = (ev: EventFormat, r: TraceRecord, events: TraceDatEvents, body: string) => string;
+
+function fieldValue(ev: EventFormat, r: TraceRecord, name: string): CValue | undefined {
+  const f = ev.field(name);
+  return f && f.offset + f.size <= r.length ? ev.value(r, f) : undefined;
+}
+
+const kmemCallSite: Plugin = (ev, r, events, body) => {
+  const site = fieldValue(ev, r, 'call_site');
+  const sym = typeof site === 'bigint' ? events.symbols.lookup(site) : null;
+  return sym ? `(${sym.name}+0x${sym.offset.toString(16)}) ${body}` : body;
+};
+
+/** prev_state letters as trace-cmd 3.1.6's sched plugin prints them. */
+function taskState(value: bigint): string {
+  const states = 'SDTtZXxW';
+  const v = Number(BigInt.asIntN(32, value));
+  const letters = [...states].filter((_, i) => v & (1 << i));
+  return letters.length ? letters.join('|') : 'R';
+}
+
+/** `comm:pid` for a pid field and its comm field; like tep_register_comm, a pid not yet known gets the comm. */
+function task(ev: EventFormat, r: TraceRecord, events: TraceDatEvents, pidName: string, commName: string): string | null {
+  const pid = fieldValue(ev, r, pidName);
+  if (typeof pid !== 'bigint') return null;
+  const comm = fieldValue(ev, r, commName);
+  if (typeof comm !== 'string') return String(pid);
+  if (!events.comms.has(Number(pid))) events.comms.set(Number(pid), comm);
+  return `${comm}:${pid}`;
+}
+
+const int32 = (v: CValue | undefined) => (typeof v === 'bigint' ? String(BigInt.asIntN(32, v)) : null);
+
+const schedSwitch: Plugin = (ev, r, events) => {
+  const prev = task(ev, r, events, 'prev_pid', 'prev_comm');
+  if (prev === null) return '!';
+  let s = `${prev} `;
+  const prio = int32(fieldValue(ev, r, 'prev_prio'));
+  if (prio !== null) s += `[${prio}] `;
+  const state = fieldValue(ev, r, 'prev_state');
+  if (typeof state === 'bigint') s += taskState(state);
+  const next = task(ev, r, events, 'next_pid', 'next_comm');
+  if (next === null) return `${s} ==> !`;
+  s += ` ==> ${next}`;
+  const nextPrio = int32(fieldValue(ev, r, 'next_prio'));
+  return nextPrio === null ? s : `${s} [${nextPrio}]`;
+};
+
+const schedWakeup: Plugin = (ev, r, events) => {
+  const who = task(ev, r, events, 'pid', 'comm');
+  if (who === null) return '!';
+  let s = who;
+  const prio = fieldValue(ev, r, 'prio');
+  if (typeof prio === 'bigint') s += ` [${prio}]`;
+  const success = fieldValue(ev, r, 'success');
+  if (typeof success === 'bigint') s += ` success=${success}`;
+  const cpu = fieldValue(ev, r, 'target_cpu');
+  if (typeof cpu === 'bigint') s += ` CPU:${String(cpu).padStart(3, '0')}`;
+  return s;
+};
+
+/** tep_print_func_field: `name/0x(addr - value)`, or the value in hex when no symbol covers it. */
+function funcField(ev: EventFormat, r: TraceRecord, events: TraceDatEvents): string {
+  const v = fieldValue(ev, r, 'function');
+  if (typeof v !== 'bigint') return '';
+  const sym = events.symbols.lookup(v);
+  const text = sym ? `${sym.name}/0x${BigInt.asUintN(64, -sym.offset).toString(16)}` : `0x${BigInt.asUintN(64, v).toString(16).padStart(8, '0')}`;
+  return ` function=${text}`;
+}
+
+/** The hrtimer plugin's `hrtimer=0x…` (the field is `timer` or `hrtimer` by kernel version). */
+function hrtimer(ev: EventFormat, r: TraceRecord): string {
+  const v = fieldValue(ev, r, 'timer') ?? fieldValue(ev, r, 'hrtimer');
+  return `hrtimer=${typeof v === 'bigint' ? `0x${BigInt.asUintN(64, v).toString(16)}` : ''}`;
+}
+
+const u64 = (v: CValue | undefined) => (typeof v === 'bigint' ? String(BigInt.asUintN(64, v)) : '');
+
+const hrtimerExpireEntry: Plugin = (ev, r, events) =>
+  `${hrtimer(ev, r)} now=${u64(fieldValue(ev, r, 'now'))}${funcField(ev, r, events)}`;
+
+const hrtimerStart: Plugin = (ev, r, events) =>
+  `${hrtimer(ev, r)}${funcField(ev, r, events)} expires=${u64(fieldValue(ev, r, 'expires'))} softexpires=${u64(fieldValue(ev, r, 'softexpires'))}`;
+
+const PLUGINS = new Map<string, Plugin>([
+  ...['kmalloc', 'kmalloc_node', 'kfree', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kmem_cache_free'].map(
+    (name) => [`kmem:${name}`, kmemCallSite] as [string, Plugin],
+  ),
+  ['sched:sched_switch', schedSwitch],
+  ['sched:sched_wakeup', schedWakeup],
+  ['sched:sched_wakeup_new', schedWakeup],
+  ['timer:hrtimer_expire_entry', hrtimerExpireEntry],
+  ['timer:hrtimer_start', hrtimerStart],
+]);
 
 /** The five latency flags from common_flags and common_preempt_count, as libtraceevent prints them. */
 function latencyFlags(flags: number, preempt: number): string {
@@ -55,12 +154,8 @@ export function reportLine(events: TraceDatEvents, r: TraceRecord, options: Repo
   if (!ev) return `${head}[UNKNOWN TYPE ${r.id}]`;
   const print = { symbols: events.symbols };
   let body = options.raw ? ev.printRaw(r, print) : ev.print(r, print);
-  if (options.plugins && !options.raw && KMEM_PLUGIN_EVENTS.has(ev.name) && ev.system === 'kmem') {
-    const f = ev.field('call_site');
-    const site = f && f.offset + f.size <= r.length ? ev.value(r, f) : undefined;
-    const sym = typeof site === 'bigint' ? events.symbols.lookup(site) : null;
-    if (sym) body = `(${sym.name}+0x${sym.offset.toString(16)}) ${body}`;
-  }
+  const plugin = options.plugins && !options.raw ? PLUGINS.get(`${ev.system}:${ev.name}`) : undefined;
+  if (plugin) body = plugin(ev, r, events, body);
   // Like trace-cmd, a payload's own trailing newline (trace_marker text) does not end the line twice.
   if (body.endsWith('\n')) body = body.slice(0, -1);
   return `${head}${`${ev.name}:`.padEnd(21)} ${body}`;

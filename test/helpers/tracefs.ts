@@ -2,41 +2,23 @@
  * The live kernel tracefs as a test oracle. Tests that need it skip with a reason when it is not
  * usable (not root, no tracefs), except under CI=true, where they must run and fail instead.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { findTracefs } from '../../src/kernel/tracefs.js';
 
-function mountPoint(): string | null {
-  try {
-    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
-      const [, dir, type] = line.split(' ');
-      if (type === 'tracefs' && dir) return dir;
-    }
-  } catch {
-    return null;
-  }
-  return null;
-}
+let cached: { dir: string | null; why: string } | undefined;
 
-let cached: string | null | undefined;
-
-/** The tracefs mount, mounting it at /sys/kernel/tracing if needed; null when unusable. */
+/** The tracefs mount (mounted at /sys/kernel/tracing if needed), or why there is none. */
 export function tracefs(): { dir: string | null; why: string } {
-  if (cached !== undefined) return { dir: cached, why: cached ? '' : 'no tracefs (needs root and a kernel with tracefs)' };
-  cached = null;
-  if (process.getuid?.() !== 0) return { dir: null, why: 'not root: the live tracefs comparison needs root' };
-  let dir = mountPoint();
-  if (!dir) {
-    try {
-      mkdirSync('/sys/kernel/tracing', { recursive: true });
-      execFileSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { stdio: 'ignore' });
-      dir = mountPoint();
-    } catch {
-      dir = null;
-    }
+  if (cached) return cached;
+  if (process.getuid?.() !== 0) return (cached = { dir: null, why: 'not root: the live tracefs comparison needs root' });
+  try {
+    const dir = findTracefs();
+    cached = existsSync(`${dir}/instances`) ? { dir, why: '' } : { dir: null, why: `${dir} has no instances/` };
+  } catch (err) {
+    cached = { dir: null, why: (err as Error).message };
   }
-  cached = dir && existsSync(`${dir}/instances`) ? dir : null;
-  return { dir: cached, why: cached ? '' : 'tracefs could not be mounted' };
+  return cached;
 }
 
 /** Skip (or, under CI=true, fail) when the kernel is not available. Returns the mount. */

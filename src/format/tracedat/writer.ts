@@ -16,6 +16,8 @@ export interface TraceDatContent
   buffers: { name: string; clock: string; cpus: Uint8Array[] }[];
   /** The trace_clock file text, e.g. `[local] global counter\n`. */
   traceClock: string;
+  /** CPUSTAT option texts, in order (trace-cmd: `CPU: N\n` + the stats file, per buffer). */
+  cpuStats?: string[];
   uname?: string;
   version?: string;
 }
@@ -131,6 +133,14 @@ function stringOption(o: Out, id: number, text: string): void {
 }
 
 /** Write a trace.dat (mode 0600) piece by piece, never joining the CPU data in memory. */
+/** The options both versions carry as strings. */
+function commonOptions(o: Out, c: TraceDatContent): void {
+  stringOption(o, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
+  if (c.uname) stringOption(o, OPT.UNAME, c.uname);
+  if (c.version) stringOption(o, OPT.VERSION, c.version);
+  for (const stat of c.cpuStats ?? []) stringOption(o, OPT.CPUSTAT, stat);
+}
+
 export async function writeTraceDat(path: string, content: TraceDatContent, options: WriteOptions): Promise<number> {
   const parts = await encodeParts(content, options);
   const file = await open(path, 'w', 0o600);
@@ -167,9 +177,7 @@ function encodeV6(c: TraceDatContent): Out {
   sized64(head, c.cmdlines);
   head.u32(c.cpuCount);
   head.cstr('options  ');
-  stringOption(head, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
-  if (c.uname) stringOption(head, OPT.UNAME, c.uname);
-  if (c.version) stringOption(head, OPT.VERSION, c.version);
+  commonOptions(head, c);
   // BUFFER options point at each instance's own flyrecord table, placed after the top one.
   const extra = c.buffers.slice(1);
   const optionsAt = head.length;
@@ -292,9 +300,7 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
   const opts = new Out();
   for (const [opt, at] of placed) opts.u16(opt).u32(8).u64(at);
   opts.u16(OPT.CPUCOUNT).u32(4).u32(c.cpuCount);
-  stringOption(opts, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
-  if (c.uname) stringOption(opts, OPT.UNAME, c.uname);
-  if (c.version) stringOption(opts, OPT.VERSION, c.version);
+  commonOptions(opts, c);
   for (const b of bufferOptions) opts.u16(OPT.BUFFER).u32(b.length).bytes(b);
   opts.u16(OPT.DONE).u32(8).u64(0);
   const optionsName = stringId('options');
@@ -308,9 +314,10 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
 
 /** The content of a file read back, to write it again (another version or compression). */
 export function contentOf(dat: TraceDat): TraceDatContent {
+  const text = (data: Uint8Array) => Buffer.from(data).toString('utf8').replace(/\0+$/, '');
   const option = (id: number) => {
     const o = dat.options.find((x) => x.id === id);
-    return o ? Buffer.from(o.data).toString('utf8').replace(/\0+$/, '') : undefined;
+    return o ? text(o.data) : undefined;
   };
   return {
     pageSize: dat.pageSize,
@@ -324,6 +331,7 @@ export function contentOf(dat: TraceDat): TraceDatContent {
     cpuCount: dat.cpuCount,
     buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => dat.cpuData(b, cpu)) })),
     traceClock: option(OPT.TRACECLOCK) ?? `[${dat.buffers[0]?.clock ?? 'local'}]\n`,
+    cpuStats: dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => text(o.data)),
     uname: option(OPT.UNAME),
     version: option(OPT.VERSION),
   };

@@ -1,0 +1,309 @@
+/**
+ * Recording the kernel's events into a trace.dat, as `trace-cmd record` does: a private instance
+ * (or a named one), the chosen events enabled, every CPU's trace_pipe_raw read page by page while
+ * the workload runs, then everything put back and the file written.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { hostname, machine, release, type } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { writeTraceDat, type TraceDatContent } from '../format/tracedat/writer.js';
+import type { CompressionName } from '../format/tracedat/compress.js';
+import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
+
+export interface RecordOptions {
+  /** trace-cmd style selections: SYSTEM, SYSTEM:EVENT, EVENT, globs, `all`. */
+  events: string[];
+  /** Record in this instance (created if missing, kept if it existed) instead of a private one. */
+  instance?: string;
+  /** buffer_size_kb for the instance (per CPU). */
+  bufferKb?: number;
+  output: string;
+  /** Run this and stop when it exits. */
+  command?: string[];
+  /** Stop after this many seconds. */
+  durationSec?: number;
+  version?: 6 | 7;
+  compression?: CompressionName;
+  /** The tracefs mount (default: found through /proc/mounts). */
+  tracefs?: string;
+  /** Stops the recording (the CLI aborts it on SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  /** Progress and notices, a line at a time. */
+  log?: (line: string) => void;
+}
+
+export interface CpuFigures {
+  cpu: number;
+  pages: number;
+  bytes: number;
+  /** Events the kernel reported missing before a page it handed us (commit flags). */
+  lost: number;
+  /** Pages flagged as following lost events whose count the kernel could not store. */
+  lostUnknown: number;
+  /** The CPU's `stats` file at the end, as name → value. */
+  stats: Map<string, string>;
+}
+
+export interface RecordResult {
+  file: string;
+  fileBytes: number;
+  cpus: CpuFigures[];
+  events: string[];
+  /** The workload's exit status (a signal name when it was killed). */
+  exit?: number | string;
+}
+
+// Each read of a CPU with a partly filled page takes that page as it is, so a quiet CPU is
+// polled less and less often (fewer, fuller pages), and a busy one at once again.
+const MIN_POLL_MS = 10;
+const MAX_POLL_MS = 200;
+const CHUNK_PAGES = 256;
+const RB_MISSED_EVENTS = 1 << 31;
+const RB_MISSED_STORED = 1 << 30;
+const COMMIT_SIZE_MASK = ~(3 << 30);
+
+/** One CPU's trace_pipe_raw, read without blocking into page-sized slots of large chunks. */
+class CpuPipe {
+  readonly cpu: number;
+  private readonly fd: number;
+  private readonly pageSize: number;
+  private chunks: Buffer[] = [];
+  private used = CHUNK_PAGES;
+  readonly figures: CpuFigures;
+
+  constructor(inst: KernelInstance, cpu: number, pageSize: number) {
+    this.cpu = cpu;
+    this.pageSize = pageSize;
+    this.fd = openSync(inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`), constants.O_RDONLY | constants.O_NONBLOCK);
+    this.figures = { cpu, pages: 0, bytes: 0, lost: 0, lostUnknown: 0, stats: new Map() };
+  }
+
+  /** Read what the CPU has (at most `limit` pages); returns the pages read. */
+  drain(limit: number): number {
+    let n = 0;
+    while (n < limit) {
+      if (this.used === CHUNK_PAGES) {
+        this.chunks.push(Buffer.alloc(CHUNK_PAGES * this.pageSize));
+        this.used = 0;
+      }
+      const chunk = this.chunks[this.chunks.length - 1]!;
+      const at = this.used * this.pageSize;
+      let got: number;
+      try {
+        got = readSync(this.fd, chunk, at, this.pageSize, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw err;
+      }
+      if (got === 0) break;
+      this.account(chunk, at);
+      this.used++;
+      n++;
+    }
+    return n;
+  }
+
+  private account(page: Buffer, at: number): void {
+    const commit = page.readUInt32LE(at + 8);
+    const size = commit & COMMIT_SIZE_MASK;
+    const f = this.figures;
+    f.pages++;
+    f.bytes += size;
+    if (commit & RB_MISSED_EVENTS) {
+      const countAt = at + 16 + size;
+      if (commit & RB_MISSED_STORED && countAt + 8 <= at + this.pageSize) f.lost += Number(page.readBigUInt64LE(countAt));
+      else f.lostUnknown++;
+    }
+  }
+
+  /** Everything read, as whole pages. */
+  data(): Uint8Array {
+    const last = this.chunks.length - 1;
+    const parts = this.chunks.map((c, i) => (i === last ? c.subarray(0, this.used * this.pageSize) : c));
+    return Buffer.concat(parts);
+  }
+
+  /** The CPU's stats file text at the end of the recording. */
+  statsText = '';
+
+  setStats(text: string): void {
+    this.statsText = text;
+    this.figures.stats = parseStats(text);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** `name: value` lines of a per_cpu stats file. */
+export function parseStats(text: string): Map<string, string> {
+  const stats = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) stats.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return stats;
+}
+
+export async function recordKernel(options: RecordOptions): Promise<RecordResult> {
+  const log = options.log ?? (() => {});
+  const fs = new KernelTracefs(options.tracefs ?? findTracefs());
+  // Check everything that can be wrong with the request before changing anything.
+  const selected = selectEvents(fs.availableEvents(), options.events);
+  const names = [...selected].flatMap(([s, evs]) => evs.map((e) => `${s}:${e}`));
+  let inst: KernelInstance;
+  let created = false;
+  if (options.instance !== undefined) {
+    inst = fs.instance(options.instance);
+    if (!inst.exists('trace')) {
+      inst = fs.createInstance(options.instance);
+      created = true;
+    }
+  } else {
+    inst = fs.createInstance(`nftrace-record-${process.pid}`);
+    created = true;
+  }
+
+  const restore: Array<[string, string]> = [];
+  const pipes: CpuPipe[] = [];
+  let exit: number | string | undefined;
+  const wasOn = inst.read('tracing_on').trim();
+  try {
+    inst.write('tracing_on', '0');
+    if (options.bufferKb !== undefined) inst.write('buffer_size_kb', String(options.bufferKb));
+    inst.write('trace', '');
+    for (const name of names) {
+      const file = `events/${name.replace(':', '/')}/enable`;
+      const before = inst.read(file).trim();
+      if (!created) restore.push([file, before.startsWith('1') ? '1' : '0']);
+      if (before !== '1') inst.write(file, '1');
+    }
+    const pageSize = inst.subbufSize();
+    for (const cpu of inst.cpus()) pipes.push(new CpuPipe(inst, cpu, pageSize));
+    inst.write('tracing_on', '1');
+    exit = await runWorkload(options, pipes, log, names);
+    inst.write('tracing_on', '0');
+    for (const pipe of pipes) while (pipe.drain(CHUNK_PAGES) > 0);
+    for (const pipe of pipes) pipe.setStats(inst.read(`per_cpu/cpu${pipe.cpu}/stats`));
+
+    const content = fileContent(fs, inst, selected, pipes, pageSize, options.instance);
+    const fileBytes = await writeTraceDat(options.output, content, {
+      version: options.version ?? 7,
+      compression: options.compression ?? 'zstd',
+    });
+    return { file: options.output, fileBytes, cpus: pipes.map((p) => p.figures), events: names, exit };
+  } finally {
+    for (const pipe of pipes) pipe.close();
+    // Put back what we changed even when recording failed; report, but don't mask, errors.
+    const undo = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        log(`nftrace: cleanup: ${(err as Error).message}`);
+      }
+    };
+    if (created) {
+      undo(() => fs.removeInstance(inst));
+    } else {
+      for (const [file, value] of restore) undo(() => inst.write(file, value));
+      undo(() => inst.write('tracing_on', wasOn));
+    }
+  }
+}
+
+/** Wait for the workload, the duration or the signal, reading the pipes meanwhile. */
+async function runWorkload(options: RecordOptions, pipes: CpuPipe[], log: (line: string) => void, names: string[]): Promise<number | string | undefined> {
+  const stop = new AbortController();
+  const stopOn = (signal: AbortSignal | undefined) => signal?.addEventListener('abort', () => stop.abort(), { once: true });
+  stopOn(options.signal);
+  if (options.signal?.aborted) stop.abort();
+  let timer: NodeJS.Timeout | undefined;
+  if (options.durationSec !== undefined) timer = setTimeout(() => stop.abort(), options.durationSec * 1000);
+  let exit: number | string | undefined;
+  let failed: Error | undefined;
+  const what = names.length > 3 ? `${names.length} events` : names.join(', ');
+  if (options.command?.length) {
+    const [file, ...args] = options.command;
+    const child = spawn(file!, args, { stdio: 'inherit' });
+    child.on('error', (err) => {
+      failed = new Error(`cannot run '${file}': ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      stop.abort();
+    });
+    child.on('exit', (code, signal) => {
+      exit = code ?? signal ?? undefined;
+      stop.abort();
+    });
+  } else if (options.durationSec !== undefined) {
+    log(`recording ${what} for ${options.durationSec} s`);
+  } else {
+    log(`recording ${what}; press Ctrl-C to stop`);
+  }
+  try {
+    let interval = MIN_POLL_MS;
+    while (!stop.signal.aborted) {
+      let got = 0;
+      for (const pipe of pipes) got += pipe.drain(CHUNK_PAGES);
+      interval = got > pipes.length ? MIN_POLL_MS : Math.min(MAX_POLL_MS, interval * 2);
+      await sleep(interval, undefined, { signal: stop.signal }).catch(() => {});
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (failed) throw failed;
+  return exit;
+}
+
+function fileContent(
+  fs: KernelTracefs,
+  inst: KernelInstance,
+  selected: Map<string, string[]>,
+  pipes: CpuPipe[],
+  pageSize: number,
+  bufferName: string | undefined,
+): TraceDatContent {
+  const top = fs.top;
+  const cpuCount = pipes.length ? pipes[pipes.length - 1]!.cpu + 1 : 0;
+  const cpus: Uint8Array[] = Array.from({ length: cpuCount }, () => new Uint8Array(0));
+  for (const pipe of pipes) cpus[pipe.cpu] = pipe.data();
+  const clock = inst.clock();
+  const named = bufferName !== undefined;
+  // Per-CPU stats as trace-cmd stores them: an instance's are preceded by its name.
+  const cpuStats = pipes.map((p) => `CPU: ${p.cpu}\n${p.statsText}`);
+  if (named) cpuStats.unshift(`\nBuffer: ${bufferName}\n\n`);
+  const buffer = { name: bufferName ?? '', clock, cpus };
+  return {
+    pageSize,
+    headerPage: top.read('events/header_page'),
+    headerEvent: top.read('events/header_event'),
+    ftraceFormats: ftraceFormats(top),
+    systems: [...selected].map(([name, events]) => ({ name, formats: events.map((e) => fs.format(name, e)) })),
+    kallsyms: readOptional('/proc/kallsyms'),
+    printk: top.read('printk_formats'),
+    cmdlines: top.read('saved_cmdlines'),
+    cpuCount,
+    buffers: named ? [{ name: '', clock, cpus: cpus.map(() => new Uint8Array(0)) }, buffer] : [buffer],
+    traceClock: inst.read('trace_clock'),
+    cpuStats,
+    uname: `${type()} ${hostname()} ${release()} ${machine()}`,
+    version: `nftrace ${process.version}`,
+  };
+}
+
+/** The ftrace system's formats (function, print, ...), which trace-cmd always stores. */
+function ftraceFormats(top: KernelInstance): string[] {
+  const dir = top.path('events/ftrace');
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'format')))
+    .map((d) => top.read(join('events/ftrace', d.name, 'format')));
+}
+
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
