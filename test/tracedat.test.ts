@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { statReport } from '../src/cli/report.js';
 import { report, type ReportOptions } from '../src/format/report.js';
 import { parseTraceDat } from '../src/format/tracedat/reader.js';
 import { TraceDatError } from '../src/format/tracedat/cursor.js';
@@ -46,6 +47,10 @@ test('v7 from trace-cmd convert (zstd) reads the same as trace-cmd reads it', as
   traceCmd(['convert', '--file-version', '7', '--compression', 'zstd', '-i', v6, '-o', v7]);
   const expected = traceCmd(['report', '-N', '-i', v7]);
   assert.equal(await ours(readFileSync(v7), { plugins: false }), expected);
+  // --stat: the saved kernel stats (with the instance's "Buffer:" heading), and for v6 where the data lies.
+  for (const [file, bytes] of [[v6, dat6], [v7, readFileSync(v7)]] as const) {
+    assert.equal(statReport(await parseTraceDat(bytes, file)), traceCmd(['report', '--stat', '-i', file]), file);
+  }
 });
 
 for (const [version, compression] of [[6, 'none'], [7, 'zstd'], [7, 'zlib'], [7, 'none']] as const) {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { report } from '../format/report.js';
 import { OPT } from '../format/tracedat/layout.js';
-import { readTraceDatFile } from '../format/tracedat/reader.js';
+import { optionText, readTraceDatFile, type TraceDat } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
 import { contentOf, writeTraceDat } from '../format/tracedat/writer.js';
 
@@ -26,11 +26,35 @@ async function writeLines(out: Writable, lines: Iterable<string>): Promise<void>
   }
 }
 
+/**
+ * `trace-cmd report --stat`: the kernel's per-CPU stats saved at record time, then where the
+ * top-level buffer's data lies, if the file has one. For compressed data trace-cmd reports
+ * the place and size of its decompressed copy, which starts one page in.
+ */
+export function statReport(dat: TraceDat): string {
+  let text = `cpus=${dat.cpuCount}\n\nKernel buffer statistics:\n`
+    + '  Note: "entries" are the entries left in the kernel ring buffer and are not\n'
+    + '        recorded in the trace data. They should all be zero.\n\n';
+  for (const o of dat.options) if (o.id === OPT.CPUSTAT) text += `${optionText(o.data)}\n`;
+  text += '\n';
+  const top = dat.buffers.find((b) => b.name === '');
+  let unpackedAt = dat.pageSize;
+  for (const cpu of top?.cpus ?? []) {
+    let { offset, size } = cpu;
+    if (dat.compression !== 'none') {
+      size = dat.cpuData(top!, cpu).length;
+      offset = unpackedAt;
+      unpackedAt += size;
+    }
+    text += `CPU${cpu.cpu} data recorded at offset=0x${offset.toString(16)}\n    ${size} bytes in size\n`;
+  }
+  return text;
+}
+
 export async function runReport(args: ReportArgs, out: Writable): Promise<void> {
   const events = new TraceDatEvents(await readTraceDatFile(args.input));
   if (args.stat) {
-    const stats = events.dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => Buffer.from(o.data).toString('utf8').replace(/\0+$/, ''));
-    await writeLines(out, [`cpus=${events.dat.cpuCount}`, '', 'Kernel buffer statistics:', ...stats]);
+    out.write(statReport(events.dat));
     return;
   }
   await writeLines(out, report(events, { plugins: args.plugins, raw: args.raw, nanoseconds: args.nanoseconds, latency: args.latency, cpus: args.cpus, eventNames: args.events }));

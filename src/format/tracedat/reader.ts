@@ -7,6 +7,11 @@ import { codecFor, type Codec } from './compress.js';
 import { Cursor } from './cursor.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
 
+/** A string option's text (its NUL terminator dropped). */
+export function optionText(data: Uint8Array): string {
+  return Buffer.from(data).toString('utf8').replace(/\0+$/, '');
+}
+
 export interface TraceDatCpu {
   cpu: number;
   /** Byte offset of this CPU's data in the file. */

@@ -7,7 +7,7 @@
 import { open } from 'node:fs/promises';
 import { codecFor, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
-import type { TraceDat } from './reader.js';
+import { optionText, type TraceDat } from './reader.js';
 
 /** What a file holds, as the reader returns it, but with the CPU data in hand. */
 export interface TraceDatContent
@@ -314,10 +314,9 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
 
 /** The content of a file read back, to write it again (another version or compression). */
 export function contentOf(dat: TraceDat): TraceDatContent {
-  const text = (data: Uint8Array) => Buffer.from(data).toString('utf8').replace(/\0+$/, '');
   const option = (id: number) => {
     const o = dat.options.find((x) => x.id === id);
-    return o ? text(o.data) : undefined;
+    return o ? optionText(o.data) : undefined;
   };
   return {
     pageSize: dat.pageSize,
@@ -331,7 +330,7 @@ export function contentOf(dat: TraceDat): TraceDatContent {
     cpuCount: dat.cpuCount,
     buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => dat.cpuData(b, cpu)) })),
     traceClock: option(OPT.TRACECLOCK) ?? `[${dat.buffers[0]?.clock ?? 'local'}]\n`,
-    cpuStats: dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => text(o.data)),
+    cpuStats: dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => optionText(o.data)),
     uname: option(OPT.UNAME),
     version: option(OPT.VERSION),
   };
