@@ -142,5 +142,7 @@ test('a Node snapshot saved as trace.dat (v6 and v7): trace-cmd shows every even
     assert.match(lines[1]!, / request: +method=POST status=200 bytes=1099511627776 ok=1 tag=abc$/);
     assert.match(lines[1000]!, / response: +id=499 took=1497us$/);
     assert.equal(await ours(readFileSync(file), { plugins: true }), text);
+    assert.match(traceCmd(['dump', '--summary', '-i', file]), new RegExp(`Tracing meta data in file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:[^]*\\[Events format, 1 systems\\]`));
+    assert.equal(statReport(await parseTraceDat(readFileSync(file), file)), traceCmd(['report', '--stat', '-i', file]));
   }
 });

@@ -35,8 +35,9 @@ export function statReport(dat: TraceDat): string {
   let text = `cpus=${dat.cpuCount}\n\nKernel buffer statistics:\n`
     + '  Note: "entries" are the entries left in the kernel ring buffer and are not\n'
     + '        recorded in the trace data. They should all be zero.\n\n';
-  for (const o of dat.options) if (o.id === OPT.CPUSTAT) text += `${optionText(o.data)}\n`;
-  text += '\n';
+  const stats = dat.options.filter((o) => o.id === OPT.CPUSTAT);
+  for (const o of stats) text += `${optionText(o.data)}\n`;
+  text += stats.length ? '\n' : ' No stats in this file\n';
   const top = dat.buffers.find((b) => b.name === '');
   let unpackedAt = dat.pageSize;
   for (const cpu of top?.cpus ?? []) {

@@ -221,6 +221,11 @@ export class Tracer {
       cpuCount: inst.cpuCount,
       buffers: [{ name: options.instance ?? '', clock: inst.clockName, cpus }],
       traceClock: inst.clockText(),
+      // As trace-cmd saves them: each CPU's stats file, an instance's after its name.
+      cpuStats: [
+        ...(options.instance ? [`\nBuffer: ${options.instance}\n\n`] : []),
+        ...cpus.map((_, c) => `CPU: ${c}\n${inst.statsText(c)}`),
+      ],
       uname: `Linux ${hostname()} ${release()} ${machine()}`,
       version: `nftrace ${process.version}`,
     }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
