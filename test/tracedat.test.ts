@@ -78,7 +78,7 @@ for (const [version, compression] of [[6, 'none'], [7, 'zstd'], [7, 'none']] as 
 async function smallFile(version: 6 | 7, compression: 'none' | 'zstd'): Promise<Uint8Array> {
   const content = contentOf(await parseTraceDat(dat6, 'in'));
   content.kallsyms = '';
-  content.buffers = content.buffers.map((b) => ({ ...b, cpus: b.cpus.map((pages) => pages.subarray(0, 2 * content.pageSize)) }));
+  content.buffers = content.buffers.map((b) => ({ ...b, cpus: b.cpus.map((pages) => (pages as Uint8Array).subarray(0, 2 * content.pageSize)) }));
   return encodeTraceDat(content, { version, compression });
 }
 

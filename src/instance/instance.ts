@@ -9,7 +9,7 @@ import {
   DEFAULT_TEXT_OPTIONS, lostLine, statsText, traceHeader, traceLine, type TextOptions,
 } from '../format/text.js';
 import { PAGE_SIZE, pagesFor, sizeKbOf, subbufSizeFor } from '../ring/layout.js';
-import { EventList, RingConsumer, ringPages, snapshotRing } from '../ring/reader.js';
+import { EventList, RingConsumer, ringPageViews, ringPages, snapshotRing } from '../ring/reader.js';
 import { RingView } from '../ring/ring.js';
 import { CLOCKS, CLOCK_COUNTER, CLOCK_LOCAL, counterNow, isNanoClock, monoNow, type ClockName } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
@@ -176,6 +176,11 @@ export class Instance {
   /** This thread's (cpu's) unread events as whole sub-buffer pages, oldest first (for trace.dat). */
   pages(cpu: number): Uint8Array {
     return ringPages(this.ring(cpu));
+  }
+
+  /** The same pages as views into the ring, to write out and then check (see ringPageViews). */
+  pageViews(cpu: number): ReturnType<typeof ringPageViews> {
+    return ringPageViews(this.ring(cpu));
   }
 
   get clockName(): string {

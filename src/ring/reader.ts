@@ -224,6 +224,40 @@ export function ringPages(view: RingView): Uint8Array {
 }
 
 /**
+ * The unread pages of a ring as views into its memory, not copies, for writing straight to a
+ * file; null when a page is being recycled right now. Bytes past a page's commit are left as
+ * they are (readers stop at commit). Once the views are written, `stable()` says whether the
+ * writer recycled any of those pages meanwhile; if it did, the write must be redone (ringPages).
+ * A head page partly taken by a consuming reader is rebuilt into a copy, as in ringPages.
+ */
+export function ringPageViews(view: RingView): { pages: Uint8Array[]; stable(): boolean } | null {
+  const state = Atomics.load(view.i32, I_STATE);
+  const tail = Atomics.load(view.i32, I_TAIL);
+  let head = state >>> view.kBits;
+  const span = view.distance(tail, head);
+  const pages: Uint8Array[] = [];
+  const seen: Array<[number, number]> = [];
+  if (span >= view.pages) return { pages, stable: () => true };
+  for (let i = 0, skip = state & view.kMask; i <= span; i++, head = view.advance(head), skip = 0) {
+    const slot = head % view.pages;
+    const seqIndex = view.seqIndex + slot;
+    const seq = Atomics.load(view.i32, seqIndex);
+    if (seq & 1) return null;
+    seen.push([seqIndex, seq]);
+    const page = view.pageOffset(slot);
+    if (skip > 0) {
+      const copy = new Uint8Array(view.subbuf);
+      const got = copyPageImage(view, slot, skip, copy, 0);
+      if (got < 0) return null;
+      if (got > 0) pages.push(copy);
+    } else if (Atomics.load(view.i32, (page + COMMIT_OFFSET) >> 2) & COMMIT_SIZE_MASK) {
+      pages.push(view.u8.subarray(page, page + view.subbuf));
+    }
+  }
+  return { pages, stable: () => seen.every(([index, seq]) => Atomics.load(view.i32, index) === seq) };
+}
+
+/**
  * Copy page `slot` whole into `out` at `at`, dropping its first `skip` events. Returns the bytes
  * used (0 for a page with nothing left, else the sub-buffer size) or -1 when the copy was torn.
  */

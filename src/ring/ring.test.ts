@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RingView, RingWriter, forEachEvent, readU64 } from './ring.js';
-import { RingConsumer, ringPages, snapshotRing } from './reader.js';
+import { RingConsumer, ringPageViews, ringPages, snapshotRing } from './reader.js';
 import { PAGE_SIZE, TYPE_PADDING, TYPE_TIME_EXTEND, eventLength, pagesFor, sizeKbOf, subbufSizeFor } from './layout.js';
 
 function ring(pages: number, overwrite = true, subbuf = PAGE_SIZE) {
@@ -205,4 +205,21 @@ test('ringPages rebuilds a head page that was partly consumed', () => {
   assert.equal(readU64(dv, 0), 530);
   consumer.drain();
   assert.equal(ringPages(view).length, 0);
+});
+
+test('ringPageViews: the pages in place, and stable() turns false once the writer recycles one', () => {
+  const { view, writer } = ring(4);
+  for (let i = 0; i < 600; i++) put(writer, 1000 + i, i);
+  const views = ringPageViews(view)!;
+  const copies = ringPages(view);
+  assert.equal(views.pages.length * view.subbuf, copies.length);
+  views.pages.forEach((page, i) => {
+    const commit = new DataView(page.buffer, page.byteOffset).getUint32(8, true);
+    assert.deepEqual(page.subarray(0, 16 + commit), copies.subarray(i * view.subbuf, i * view.subbuf + 16 + commit));
+  });
+  assert.ok(views.stable());
+  put(writer, 2000, 1); // still on the tail page: nothing recycled
+  assert.ok(views.stable());
+  for (let i = 0; i < 1000; i++) put(writer, 3000 + i, i); // laps the ring
+  assert.equal(views.stable(), false);
 });

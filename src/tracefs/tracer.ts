@@ -15,7 +15,7 @@ import { DEFAULT_BUFFER_KB, Instance, type PipeReader, type ThreadInfo } from '.
 import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
 import { PRINT_EVENT } from '../events/ftrace.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
-import { writeTraceDat } from '../format/tracedat/writer.js';
+import { writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, resolveFile, splitPath, type FileNode, type TracerState } from './files.js';
 import { parseUnsigned } from './parse.js';
@@ -208,8 +208,8 @@ export class Tracer {
       if (e.index === 0) continue;
       systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
     }
-    const cpus = Array.from({ length: inst.cpuCount }, (_, c) => inst.pages(c));
-    return writeTraceDat(file, {
+    const cpuIds = Array.from({ length: inst.cpuCount }, (_, c) => c);
+    const write = (cpus: CpuPages[]) => writeTraceDat(file, {
       pageSize: inst.subbuf,
       headerPage: HEADER_PAGE_TEXT(inst.subbuf - 16),
       headerEvent: HEADER_EVENT_TEXT,
@@ -224,11 +224,18 @@ export class Tracer {
       // As trace-cmd saves them: each CPU's stats file, an instance's after its name.
       cpuStats: [
         ...(options.instance ? [`\nBuffer: ${options.instance}\n\n`] : []),
-        ...cpus.map((_, c) => `CPU: ${c}\n${inst.statsText(c)}`),
+        ...cpuIds.map((c) => `CPU: ${c}\n${inst.statsText(c)}`),
       ],
       uname: `Linux ${hostname()} ${release()} ${machine()}`,
       version: `nftrace ${process.version}`,
     }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
+    // Write the rings' pages in place; if a writer recycled one of them meanwhile, write copies.
+    const views = cpuIds.map((c) => inst.pageViews(c));
+    if (views.every((v) => v !== null)) {
+      const bytes = await write(views.map((v) => v!.pages));
+      if (views.every((v) => v!.stable())) return bytes;
+    }
+    return write(cpuIds.map((c) => inst.pages(c)));
   }
 
   /** Names of the named instances. */

@@ -13,13 +13,24 @@ import { optionText, type TraceDat } from './reader.js';
 export interface TraceDatContent
   extends Pick<TraceDat, 'pageSize' | 'headerPage' | 'headerEvent' | 'ftraceFormats' | 'systems' | 'kallsyms' | 'printk' | 'cmdlines' | 'cpuCount'> {
   /** The first buffer is the top level (name ''); others are instances. Per CPU: whole pages. */
-  buffers: { name: string; clock: string; cpus: Uint8Array[] }[];
+  buffers: { name: string; clock: string; cpus: CpuPages[] }[];
   /** The trace_clock file text, e.g. `[local] global counter\n`. */
   traceClock: string;
   /** CPUSTAT option texts, in order (trace-cmd: `CPU: N\n` + the stats file, per buffer). */
   cpuStats?: string[];
   uname?: string;
   version?: string;
+}
+
+/** One CPU's data: whole pages, in one array or as pieces written one after another without joining. */
+export type CpuPages = Uint8Array | readonly Uint8Array[];
+
+function pieces(d: CpuPages): readonly Uint8Array[] {
+  return d instanceof Uint8Array ? [d] : d;
+}
+
+function byteLength(d: CpuPages): number {
+  return d instanceof Uint8Array ? d.length : d.reduce((n, p) => n + p.length, 0);
 }
 
 export interface WriteOptions {
@@ -160,7 +171,7 @@ export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions):
 async function encodeParts(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array[]> {
   for (const b of c.buffers) {
     if (b.cpus.length !== c.cpuCount) throw new Error(`buffer '${b.name}' has ${b.cpus.length} CPUs, the file ${c.cpuCount}`);
-    for (const pages of b.cpus) if (pages.length % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
+    for (const pages of b.cpus) if (byteLength(pages) % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
   }
   return options.version === 6 ? encodeV6(c).parts() : encodeV7(c, await codecFor(options.compression ?? 'zstd'));
 }
@@ -193,7 +204,7 @@ function encodeV6(c: TraceDatContent): Out {
   const cpuOffsets = c.buffers.map((b) =>
     b.cpus.map((pages) => {
       const at = dataAt;
-      dataAt += pages.length;
+      dataAt += byteLength(pages);
       return at;
     }),
   );
@@ -204,12 +215,12 @@ function encodeV6(c: TraceDatContent): Out {
   head.u16(OPT.DONE);
   c.buffers.forEach((b, i) => {
     head.cstr('flyrecord');
-    b.cpus.forEach((pages, cpu) => head.u64(cpuOffsets[i]![cpu]!).u64(pages.length));
+    b.cpus.forEach((pages, cpu) => head.u64(cpuOffsets[i]![cpu]!).u64(byteLength(pages)));
     const clock = `[${b.clock}]`;
     head.u64(clock.length).str(clock);
   });
   head.align(c.pageSize);
-  for (const b of c.buffers) for (const pages of b.cpus) head.bytes(pages);
+  for (const b of c.buffers) for (const pages of b.cpus) for (const piece of pieces(pages)) head.bytes(piece);
   return head;
 }
 
@@ -222,8 +233,9 @@ function sectionBytes(id: number, stringId: number, body: Uint8Array, codec: Cod
 }
 
 /** Trace data of one CPU in a v7 file: raw pages, or chunks of up to 10 pages compressed. */
-function cpuBytes(pages: Uint8Array, pageSize: number, codec: Codec | null): Uint8Array {
-  if (!codec || pages.length === 0) return pages;
+function cpuBytes(data: CpuPages, pageSize: number, codec: Codec | null): CpuPages {
+  if (!codec || byteLength(data) === 0) return data;
+  const pages = data instanceof Uint8Array ? data : Buffer.concat(data);
   const chunk = 10 * pageSize;
   const o = new Out().u32(Math.ceil(pages.length / chunk));
   for (let at = 0; at < pages.length; at += chunk) {
@@ -271,26 +283,28 @@ function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
   // Trace data sections, one per buffer, page-aligned. Like trace-cmd, leave out an empty top
   // level when instances hold the data.
   const bufferOptions: Uint8Array[] = [];
-  const empty = (b: TraceDatContent['buffers'][number]) => b.cpus.every((p) => p.length === 0);
+  const empty = (b: TraceDatContent['buffers'][number]) => b.cpus.every((p) => byteLength(p) === 0);
   const buffers = c.buffers.length > 1 && empty(c.buffers[0]!) ? c.buffers.slice(1) : c.buffers;
   for (const b of buffers) {
     const cpus = b.cpus.map((pages) => cpuBytes(pages, c.pageSize, codec));
+    const sizes = cpus.map(byteLength);
     const sectionAt = file.length;
     const headerEnd = sectionAt + 16;
     let end = Math.ceil(headerEnd / c.pageSize) * c.pageSize;
-    const offsets = cpus.map((data) => {
+    const offsets = sizes.map((size) => {
       const at = end;
-      end = Math.ceil((at + data.length) / c.pageSize) * c.pageSize;
+      end = Math.ceil((at + size) / c.pageSize) * c.pageSize;
       return at;
     });
-    const last = cpus.length ? offsets[cpus.length - 1]! + cpus[cpus.length - 1]!.length : headerEnd;
+    const last = cpus.length ? offsets[cpus.length - 1]! + sizes[cpus.length - 1]! : headerEnd;
     file.u16(SECTION.BUFFER_DATA).u16(codec ? 1 : 0).u32(stringId(`buffer flyrecord ${b.name}`)).u64(last - headerEnd);
     const opt = new Out().u64(sectionAt).cstr(b.name).cstr(b.clock).u32(c.pageSize).u32(cpus.length);
     cpus.forEach((data, cpu) => {
       file.align(c.pageSize);
       // Compressed data's recorded size leaves out its u32 chunk count, as trace-cmd writes it.
-      opt.u32(cpu).u64(offsets[cpu]!).u64(codec && data.length ? data.length - 4 : data.length);
-      file.bytes(data);
+      const size = sizes[cpu]!;
+      opt.u32(cpu).u64(offsets[cpu]!).u64(codec && size ? size - 4 : size);
+      for (const piece of pieces(data)) file.bytes(piece);
     });
     bufferOptions.push(opt.done());
   }
