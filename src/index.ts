@@ -1,5 +1,6 @@
 /** nftrace: ftrace's design for Node.js. */
-export { Tracer, TraceFile, type TracerOptions, type SaveTraceDatOptions } from './tracefs/tracer.js';
+export { Tracer, type TracerOptions, type SaveTraceDatOptions } from './tracefs/tracer.js';
+export { TraceFile, DirHandle, type Stat } from './tracefs/tree.js';
 export { readTraceDatFile, type TraceDat } from './format/tracedat/reader.js';
 export { TraceDatEvents, type TraceRecord } from './format/tracedat/records.js';
 export { TraceDatError } from './format/tracedat/cursor.js';

@@ -45,6 +45,8 @@ export class Instance {
   /** Files held open that pin the instance (rmdir answers EBUSY while any is). */
   openFiles = 0;
   pipeOpen = false;
+  /** Set when the instance is removed: files still open on it then answer as stale. */
+  removed = false;
   private readonly cpus: CpuRing[] = [];
   private readonly control: ControlBlock;
   private readonly registry: EventRegistry;

@@ -5,17 +5,20 @@
  */
 import { fail } from '../errno.js';
 import type { EventRegistry } from '../events/registry.js';
-import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import type { ControlBlock } from '../instance/control.js';
-import { enableable, enableState, readSetEvent, setEnabled, writeSetEvent } from '../instance/enable.js';
+import { enableable, readSetEvent, writeSetEvent } from '../instance/enable.js';
 import type { Instance, PipeReader } from '../instance/instance.js';
 import type { ThreadContext } from '../instance/thread.js';
 import { parseBool, parseUnsigned, parseWord } from './parse.js';
 
 export interface FileNode {
   read?: () => string;
-  /** Returns the bytes accepted. `truncate` is true for `>` (O_TRUNC), false for `>>`. */
-  write?: (data: string, truncate: boolean) => number;
+  /** Returns the bytes accepted. */
+  write?: (data: string) => number;
+  /** What an O_TRUNC open does to this file (`echo >`): clear `trace`, empty `set_event`. */
+  truncate?: () => void;
+  /** The errno an open file of this kind answers once its instance is gone (else it pins it). */
+  staleErrno?: 'ENODEV';
   /** A consuming reader (trace_pipe). */
   pipe?: () => PipeReader;
   /** The instance an open file of this kind keeps from being removed. */
@@ -62,7 +65,6 @@ export function resolveFile(state: TracerState, path: string): FileNode {
   const { instance, rest } = locate(state, path);
   const { control, registry } = state;
   const slot = instance.slot;
-  const isTop = instance === state.top;
   const [first, second, third] = rest;
   if (rest.length === 1) {
     switch (first) {
@@ -94,8 +96,12 @@ export function resolveFile(state: TracerState, path: string): FileNode {
         return {
           pins: instance,
           read: () => instance.traceText(),
-          write: (d, truncate) => (truncate && instance.clear(), bytes(d)),
+          write: (d) => bytes(d),
+          truncate: () => instance.clear(),
         };
+      case 'error_log':
+        // Nothing reports errors here yet (filters will, #6); without O_TRUNC a write is ignored.
+        return { pins: instance, read: () => '', write: (d) => bytes(d), truncate: () => {} };
       case 'trace_pipe':
         return { pins: instance, pipe: () => instance.openPipe() };
       case 'trace_marker':
@@ -122,10 +128,11 @@ export function resolveFile(state: TracerState, path: string): FileNode {
         return {
           pins: instance,
           read: () => readSetEvent(control, registry, slot),
-          write: (d, truncate) => (writeSetEvent(control, registry, slot, d, truncate), bytes(d)),
+          write: (d) => (writeSetEvent(control, registry, slot, d, false), bytes(d)),
+          truncate: () => writeSetEvent(control, registry, slot, '', true),
         };
       case 'available_events':
-        if (!isTop) noSuch(path);
+        if (instance !== state.top) noSuch(path);
         return { read: () => enableable(registry).map((e) => `${e.system}:${e.name}\n`).join('') };
     }
   }
@@ -150,7 +157,7 @@ export function resolveFile(state: TracerState, path: string): FileNode {
     if (cpu < 0 || cpu >= instance.cpuCount) noSuch(path);
     switch (third) {
       case 'trace':
-        return { pins: instance, read: () => instance.traceText(cpu), write: (d, t) => (t && instance.clear(cpu), bytes(d)) };
+        return { pins: instance, read: () => instance.traceText(cpu), write: (d) => bytes(d), truncate: () => instance.clear(cpu) };
       case 'trace_pipe':
         return { pins: instance, pipe: () => instance.openPipe(cpu) };
       case 'stats':
@@ -162,43 +169,6 @@ export function resolveFile(state: TracerState, path: string): FileNode {
           write: (d) => (instance.setBufferSizeKb(parseUnsigned(d, 'buffer_size_kb'), cpu), state.main.refresh(), bytes(d)),
         };
     }
-  }
-  if (first === 'events') return eventsFile(state, instance, rest.slice(1), path);
-  noSuch(path);
-}
-
-function eventsFile(state: TracerState, instance: Instance, rest: string[], path: string): FileNode {
-  const { control, registry } = state;
-  const slot = instance.slot;
-  const [sys, ev, file] = rest;
-  const enableNode = (events: () => ReturnType<typeof enableable>): FileNode => ({
-    pins: instance,
-    read: () => enableState(control, slot, events()),
-    write: (d) => (setEnabled(control, slot, events(), parseBool(d, 'enable')), bytes(d)),
-  });
-  if (rest.length === 1) {
-    if (sys === 'enable') return enableNode(() => enableable(registry));
-    if (sys === 'header_page') return { read: () => HEADER_PAGE_TEXT(instance.subbuf - 16) };
-    if (sys === 'header_event') return { read: () => HEADER_EVENT_TEXT };
-  }
-  const systemEvents = () => registry.all().filter((e) => e.system === sys);
-  if (!sys || systemEvents().length === 0) noSuch(path);
-  if (rest.length === 2 && ev === 'enable' && sys !== 'ftrace') return enableNode(() => enableable(registry, sys));
-  if (rest.length !== 3) noSuch(path);
-  const type = registry.get(sys, ev!);
-  if (!type) noSuch(path);
-  switch (file) {
-    case 'format':
-      return { read: () => type.formatFile() };
-    case 'id':
-      return { read: () => `${type.id}\n` };
-    case 'enable':
-      if (type.index === 0) break;
-      return {
-        pins: instance,
-        read: () => (control.isEnabled(slot, type.index) ? '1\n' : '0\n'),
-        write: (d) => (setEnabled(control, slot, [type], parseBool(d, 'enable')), bytes(d)),
-      };
   }
   noSuch(path);
 }

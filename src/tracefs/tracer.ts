@@ -11,13 +11,14 @@ import type { FieldSpec } from '../events/fields.js';
 import { EventRegistry } from '../events/registry.js';
 import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
-import { DEFAULT_BUFFER_KB, Instance, type PipeReader, type ThreadInfo } from '../instance/instance.js';
+import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instance.js';
 import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
 import { PRINT_EVENT } from '../events/ftrace.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
-import { NAME_MAX, resolveFile, splitPath, type FileNode, type TracerState } from './files.js';
+import { NAME_MAX, splitPath, type TracerState } from './files.js';
+import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
 import { parseUnsigned } from './parse.js';
 
 export interface TracerOptions {
@@ -27,52 +28,6 @@ export interface TracerOptions {
   maxEvents?: number;
   /** Environment to read NFTRACE_EVENT / NFTRACE_BUF_SIZE from (default process.env). */
   env?: Record<string, string | undefined>;
-}
-
-/** An open tracefs file. trace_pipe iterates its lines as they arrive; other files once. */
-export class TraceFile implements AsyncIterable<string> {
-  private readonly node: FileNode;
-  private readonly pipe: PipeReader | null;
-  private open = true;
-
-  constructor(node: FileNode) {
-    this.node = node;
-    this.pipe = node.pipe ? node.pipe() : null;
-    if (node.pins) node.pins.openFiles++;
-  }
-
-  /** What a read(2) would return now; trace_pipe gives what is there (maybe nothing) and consumes it. */
-  read(): string {
-    if (!this.open) fail('EBADF', 'file is closed');
-    if (this.pipe) return this.pipe.readAvailable();
-    if (!this.node.read) fail('EINVAL', 'file is not readable');
-    return this.node.read();
-  }
-
-  write(data: string, truncate = false): number {
-    if (!this.open) fail('EBADF', 'file is closed');
-    if (!this.node.write) fail('EINVAL', 'file is not writable');
-    return this.node.write(data, truncate);
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
-    try {
-      if (this.pipe) {
-        yield* this.pipe.lines();
-      } else {
-        for (const line of this.read().split('\n')) if (line) yield line;
-      }
-    } finally {
-      this.close();
-    }
-  }
-
-  close(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.pipe?.close();
-    if (this.node.pins) this.node.pins.openFiles--;
-  }
 }
 
 export interface SaveTraceDatOptions {
@@ -86,6 +41,7 @@ export interface SaveTraceDatOptions {
 
 export class Tracer {
   private readonly state: TracerState;
+  private readonly tree: ControlTree;
   private readonly threads: ThreadInfo[] = [];
   private readonly mainUpdates: RingUpdate[] = [];
   private readonly startupEvents: string[];
@@ -103,6 +59,7 @@ export class Tracer {
     const top = new Instance('', 0, control, registry, this.threads, bufferKb);
     this.freeSlots = Array.from({ length: limits.maxInstances - 1 }, (_, i) => limits.maxInstances - 1 - i);
     this.state = { control, registry, main, top, instances: new Map() };
+    this.tree = new ControlTree(this.state);
     this.startupEvents = (env.NFTRACE_EVENT ?? '').split(/[,\s]+/).filter(Boolean);
     main.refresh();
   }
@@ -124,35 +81,53 @@ export class Tracer {
 
   /** `cat path` */
   read(path: string): string {
-    const node = resolveFile(this.state, path);
-    if (node.pipe) return this.withFile(node, (f) => f.read());
-    if (!node.read) fail('EINVAL', `${path} is not readable`);
-    return node.read();
+    return this.withFile(this.tree.open(path), (f) => f.read());
   }
 
   /** `echo -n data > path`: an O_TRUNC open, then the write. Returns the bytes written. */
   write(path: string, data: string): number {
-    return this.doWrite(path, data, true);
+    return this.withFile(this.tree.open(path, { truncate: true }), (f) => f.write(data));
   }
 
   /** `echo -n data >> path` */
   append(path: string, data: string): number {
-    return this.doWrite(path, data, false);
+    return this.withFile(this.tree.open(path), (f) => f.write(data));
   }
 
-  private doWrite(path: string, data: string, truncate: boolean): number {
-    const node = resolveFile(this.state, path);
-    if (!node.write) fail('EINVAL', `${path} is not writable`);
-    return node.write(data, truncate);
+  /** Open a file; it pins its instance until closed where the kernel's does. trace_pipe is exclusive (EBUSY). */
+  open(path: string, flags: { truncate?: boolean } = {}): TraceFile {
+    return this.tree.open(path, flags);
   }
 
-  /** Open a file; it pins its instance until closed. trace_pipe is exclusive (EBUSY). */
-  open(path: string): TraceFile {
-    return new TraceFile(resolveFile(this.state, path));
+  /** `ls path`: names in a directory (events/ is listed without building anything). */
+  readdir(path: string): string[] {
+    return this.tree.readdir(path);
   }
 
-  private withFile<T>(node: FileNode, fn: (f: TraceFile) => T): T {
-    const file = new TraceFile(node);
+  /** `stat path`: inode number, mode, owner (sizes are 0, as in tracefs). */
+  stat(path: string): Stat {
+    return this.tree.stat(path);
+  }
+
+  chmod(path: string, mode: number): void {
+    this.tree.chmod(path, mode);
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    this.tree.chown(path, uid, gid);
+  }
+
+  /** Open a directory: readdir on it after its instance is removed gives EINVAL, as getdents does. */
+  opendir(path: string): DirHandle {
+    return this.tree.opendir(path);
+  }
+
+  /** The control tree itself, for the FUSE mount and the control socket. */
+  get controlTree(): ControlTree {
+    return this.tree;
+  }
+
+  private withFile<T>(file: TraceFile, fn: (f: TraceFile) => T): T {
     try {
       return fn(file);
     } finally {
@@ -186,6 +161,7 @@ export class Tracer {
     const inst = this.state.instances.get(parts[1]!);
     if (!inst) fail('ENOENT', `no instance '${parts[1]}'`);
     if (inst.openFiles > 0 || inst.pipeOpen) fail('EBUSY', `instance '${inst.name}' has open files`);
+    inst.removed = true;
     const { control } = this.state;
     control.change(() => {
       control.clearInstance(inst.slot);
