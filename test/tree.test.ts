@@ -1,0 +1,188 @@
+/**
+ * The control tree's lifetimes and directory semantics, each checked against the live kernel
+ * (as root) with the same operations on a fresh kernel instance.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, constants, mkdirSync, openSync, opendirSync, readSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tracer } from '../src/index.js';
+import { EVENTFS_FILE_INO } from '../src/tracefs/eventfs.js';
+import { needKernel } from './helpers/tracefs.js';
+
+/** Files whose open fd makes rmdir of the instance fail with EBUSY (reference §5.2). */
+const PINNING = [
+  'trace', 'trace_pipe', 'tracing_on', 'buffer_size_kb', 'set_event', 'error_log', 'trace_marker', 'current_tracer',
+  'per_cpu/cpu0/trace', 'per_cpu/cpu0/stats', 'events/enable', 'events/header_page', 'events/sched/enable',
+  'events/sched/filter', 'events/sched/sched_switch/enable', 'events/sched/sched_switch/filter',
+];
+/** Held open, these let rmdir succeed. */
+const NOT_PINNING = ['events/sched/sched_switch/format', 'events/sched/sched_switch/id', 'events/sched/sched_switch/trigger'];
+
+function errno(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+}
+
+function tracer(): Tracer {
+  const t = new Tracer();
+  t.defineEvent('sched', 'sched_switch', { prev_pid: 's32', next_pid: 's32' });
+  t.defineEvent('sched', 'sched_waking', { pid: 's32' });
+  return t;
+}
+
+/** What happens with `file` held open while the instance is removed: rmdir's result, then reads on the stale fd. */
+function oursPin(file: string): string {
+  const t = tracer();
+  t.mkdir('instances/x');
+  const f = t.open(`instances/x/${file}`);
+  const rm = errno(() => t.rmdir('instances/x'));
+  const after = rm === 'ok' ? errno(() => f.read()) : '-';
+  f.close();
+  if (rm !== 'ok') t.rmdir('instances/x');
+  return `${rm} ${after}`;
+}
+
+function kernelPin(root: string, file: string): string {
+  const dir = join(root, 'instances', `nftrace-pin-${process.pid}`);
+  mkdirSync(dir);
+  const flags = file === 'trace_marker' ? constants.O_WRONLY : constants.O_RDONLY | constants.O_NONBLOCK;
+  const fd = openSync(join(dir, file), flags);
+  const rm = errno(() => rmdirSync(dir));
+  const after = rm === 'ok' ? errno(() => readSync(fd, Buffer.alloc(4096))) : '-';
+  closeSync(fd);
+  if (rm !== 'ok') rmdirSync(dir);
+  return `${rm} ${after}`;
+}
+
+test('open files pin an instance exactly where the kernel\'s do; stale format/trigger give ENODEV, id still reads', (t) => {
+  const ours = Object.fromEntries([...PINNING, ...NOT_PINNING].map((f) => [f, oursPin(f)]));
+  for (const f of PINNING) assert.equal(ours[f], 'EBUSY -', f);
+  assert.deepEqual(NOT_PINNING.map((f) => ours[f]), ['ok ENODEV', 'ok ok', 'ok ENODEV']);
+  const root = needKernel(t);
+  if (!root) return;
+  const kernel = Object.fromEntries([...PINNING, ...NOT_PINNING].map((f) => [f, kernelPin(root, f)]));
+  assert.deepEqual(ours, kernel);
+});
+
+test('a held directory does not pin; getdents on it after removal is EINVAL, as in the kernel', (t) => {
+  const tr = tracer();
+  tr.mkdir('instances/x');
+  const dir = tr.opendir('instances/x/events/sched');
+  assert.deepEqual(dir.readdir(), ['filter', 'enable', 'sched_switch', 'sched_waking']);
+  tr.rmdir('instances/x');
+  const ours = errno(() => dir.readdir());
+  dir.close();
+  assert.equal(ours, 'EINVAL');
+  assert.equal(errno(() => tr.readdir('instances/x/events')), 'ENOENT');
+  const root = needKernel(t);
+  if (!root) return;
+  const kdir = join(root, 'instances', `nftrace-dir-${process.pid}`);
+  mkdirSync(kdir);
+  const handle = opendirSync(join(kdir, 'events/sched'));
+  rmdirSync(kdir);
+  assert.equal(errno(() => handle.readSync()), ours);
+  handle.closeSync();
+});
+
+test('eventfs: nodes exist only while held; stat and readdir build nothing; inode numbers as the kernel gives them', () => {
+  const tr = tracer();
+  tr.mkdir('instances/a');
+  const tree = tr.controlTree;
+  assert.equal(tree.heldNodes(), 0);
+  for (const name of tr.readdir('instances/a/events/sched')) tr.stat(`instances/a/events/sched/${name}`);
+  assert.equal(tree.heldNodes(), 0, 'a walk leaves nothing behind');
+  const f = tr.open('instances/a/events/sched/sched_switch/format');
+  const g = tr.open('instances/a/events/sched/sched_switch/id');
+  assert.equal(tree.heldNodes(), 1);
+  f.close();
+  g.close();
+  assert.equal(tree.heldNodes(), 0, 'the last release gives the node back');
+  // Files share one number; directories each have their own, stable, and never that one.
+  assert.equal(tr.stat('instances/a/events/sched/sched_switch/enable').ino, EVENTFS_FILE_INO);
+  const dirs = ['events/sched', 'events/sched/sched_switch', 'events/sched/sched_waking', 'instances/a/events/sched', 'instances/a/events/sched/sched_switch'];
+  const inos = dirs.map((d) => tr.stat(d).ino);
+  assert.equal(new Set(inos).size, dirs.length);
+  assert.ok(!inos.includes(EVENTFS_FILE_INO));
+  assert.deepEqual(dirs.map((d) => tr.stat(d).ino), inos);
+  assert.equal(tr.stat('events/sched').nlink, 1);
+});
+
+test('modes and ownership: as the kernel sets them, and chmod/chown survive the node being given back', (t) => {
+  const tr = tracer();
+  tr.mkdir('instances/m');
+  const paths = ['instances/m', 'instances/m/tracing_on', 'instances/m/trace_pipe', 'instances/m/trace_marker', 'instances/m/buffer_total_size_kb',
+    'instances/m/events', 'instances/m/events/sched', 'instances/m/events/sched/sched_switch', 'instances/m/events/sched/sched_switch/format',
+    'instances/m/events/sched/sched_switch/enable', 'instances/m/per_cpu', 'instances/m/per_cpu/cpu0', 'instances/m/per_cpu/cpu0/stats',
+    'instances/m/options', 'instances/m/options/overwrite'];
+  const ours = paths.map((p) => (tr.stat(p).mode & 0o7777).toString(8));
+  tr.chmod('instances/m/events/sched/sched_switch/enable', 0o600);
+  const held = tr.open('instances/m/events/sched/sched_switch/id');
+  held.close();
+  assert.equal(tr.stat('instances/m/events/sched/sched_switch/enable').mode & 0o7777, 0o600);
+  assert.equal(tr.stat('instances/m/events/sched/sched_waking/enable').mode & 0o7777, 0o640);
+  tr.chown('instances/m/events/sched/sched_switch', 1234, -1);
+  assert.equal(tr.stat('instances/m/events/sched/sched_switch').uid, 1234);
+  const root = needKernel(t);
+  if (!root) return;
+  const kdir = join(root, 'instances', `nftrace-mode-${process.pid}`);
+  mkdirSync(kdir);
+  try {
+    const kernel = paths.map((p) => (statSync(join(kdir, p.replace('instances/m', ''))).mode & 0o7777).toString(8));
+    assert.deepEqual(ours, kernel);
+  } finally {
+    rmdirSync(kdir);
+  }
+});
+
+test('names over NAME_MAX fail at once with ENAMETOOLONG; missing names with ENOENT; creation with EACCES', () => {
+  const tr = tracer();
+  const long = 'x'.repeat(256);
+  assert.equal(errno(() => tr.stat(`events/${long}`)), 'ENAMETOOLONG');
+  assert.equal(errno(() => tr.mkdir(`instances/${long}`)), 'ENAMETOOLONG');
+  assert.equal(errno(() => tr.stat('events/nosuch')), 'ENOENT');
+  assert.equal(errno(() => tr.stat('events/sched/sched_switch/hist')), 'ENOENT');
+  assert.equal(errno(() => tr.controlTree.open('newfile', { create: true })), 'EACCES');
+  assert.equal(errno(() => tr.controlTree.unlink('tracing_on')), 'EPERM');
+  assert.equal(errno(() => tr.mkdir('events/newsys')), 'EPERM');
+  assert.equal(errno(() => tr.rmdir('events/sched')), 'EPERM');
+  // ftrace/print has format, id and trigger only, like the kernel's.
+  assert.deepEqual(tr.readdir('events/ftrace/print'), ['trigger', 'format', 'id']);
+});
+
+test('find over the tree terminates, visits every entry once, and leaves no node held', () => {
+  const tr = tracer();
+  tr.mkdir('instances/a');
+  tr.mkdir('instances/b');
+  const seenDirs = new Set<number>();
+  let entries = 0;
+  const walk = (path: string) => {
+    const ino = tr.stat(path).ino;
+    assert.ok(!seenDirs.has(ino), `loop at ${path}`);
+    seenDirs.add(ino);
+    for (const name of tr.readdir(path)) {
+      entries++;
+      const child = path ? `${path}/${name}` : name;
+      if ((tr.stat(child).mode & 0o170000) === 0o040000) walk(child);
+    }
+  };
+  walk('');
+  assert.ok(entries > 100);
+  assert.equal(tr.controlTree.heldNodes(), 0);
+});
+
+test('filter and trigger keep what was written; 0 clears a filter', () => {
+  const tr = tracer();
+  assert.equal(tr.read('events/sched/sched_switch/filter'), 'none\n');
+  tr.write('events/sched/sched_switch/filter', 'prev_pid > 10');
+  assert.equal(tr.read('events/sched/sched_switch/filter'), 'prev_pid > 10\n');
+  tr.write('events/sched/sched_switch/filter', '0');
+  assert.equal(tr.read('events/sched/sched_switch/filter'), 'none\n');
+  assert.match(tr.read('events/sched/sched_switch/trigger'), /^# Available triggers:/);
+  tr.write('events/sched/filter', 'pid == 1');
+  assert.equal(tr.read('events/sched/filter'), 'pid == 1\n');
+});
