@@ -19,6 +19,7 @@ import { writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, splitPath, type TracerState } from './files.js';
 import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
+import { mountTree, type Mount } from './fuse.js';
 import { parseUnsigned } from './parse.js';
 
 export interface TracerOptions {
@@ -42,6 +43,7 @@ export interface SaveTraceDatOptions {
 export class Tracer {
   private readonly state: TracerState;
   private readonly tree: ControlTree;
+  private mounted: Mount | null = null;
   private readonly threads: ThreadInfo[] = [];
   private readonly mainUpdates: RingUpdate[] = [];
   private readonly startupEvents: string[];
@@ -120,6 +122,22 @@ export class Tracer {
   /** Open a directory: readdir on it after its instance is removed gives EINVAL, as getdents does. */
   opendir(path: string): DirHandle {
     return this.tree.opendir(path);
+  }
+
+  /**
+   * Mount the control tree at `dir` through FUSE (fuse-native; apt libfuse2 fuse). Private to
+   * the owner; unmounted by libfuse if this process dies. Never read the mount synchronously
+   * from this process: the request is served on this thread (deadlock).
+   */
+  async mount(dir: string): Promise<void> {
+    if (this.mounted) fail('EBUSY', `already mounted at ${this.mounted.dir}`);
+    this.mounted = await mountTree({ tree: this.tree, mkdir: (p) => this.mkdir(p), rmdir: (p) => this.rmdir(p) }, dir);
+  }
+
+  async unmount(): Promise<void> {
+    const m = this.mounted;
+    this.mounted = null;
+    await m?.unmount();
   }
 
   /** The control tree itself, for the FUSE mount and the control socket. */

@@ -343,14 +343,6 @@ export class TraceFile implements AsyncIterable<string> {
     return this.pipe !== null;
   }
 
-  get readable(): boolean {
-    return this.pipe !== null || this.node.read !== undefined;
-  }
-
-  get writable(): boolean {
-    return this.node.write !== undefined;
-  }
-
   private check(): void {
     if (!this.isOpen) fail('EBADF', 'file is closed');
     if (this.node.staleErrno && this.instance?.removed) fail(this.node.staleErrno, 'its instance was removed');

@@ -1,0 +1,266 @@
+/**
+ * The control tree mounted through FUSE (fuse-native, libfuse 2), so `echo 1 > events/http/enable`
+ * and `cat trace_pipe` work from a shell.
+ *
+ * - Requests arrive on the main thread (libfuse's own threads wait meanwhile), so every handler
+ *   answers at once, except a trace_pipe read with nothing to give: that one answers later, from
+ *   a timer, and the event loop keeps running. libfuse serves other requests on other threads.
+ * - Files report size 0, as tracefs's do; the mount is `direct_io` so reads reach us anyway, and
+ *   `use_ino` so the tree's inode numbers are the ones `stat` and `find` see.
+ * - `autoUnmount`: libfuse's helper unmounts when this process dies, however it dies.
+ * - Never call the mount synchronously from this process: the request would wait for the very
+ *   thread that is blocked making it.
+ */
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ERRNO } from '../errno.js';
+import type { FuseStat } from 'fuse-native';
+import type { ControlTree, TraceFile } from './tree.js';
+
+export interface MountBackend {
+  tree: ControlTree;
+  mkdir(path: string): unknown;
+  rmdir(path: string): void;
+}
+
+export interface Mount {
+  readonly dir: string;
+  unmount(): Promise<void>;
+}
+
+const PIPE_POLL_MS = 20;
+const INTERRUPT_CHECK_MS = 200;
+
+/** -errno for an error thrown by the tree (its `code`), EIO for anything else. */
+function errnoOf(err: unknown): number {
+  const code = (err as { code?: string }).code;
+  const n = code && code in ERRNO ? ERRNO[code as keyof typeof ERRNO] : ERRNO.EIO;
+  return -n;
+}
+
+/** Signals pending for a process (SigPnd | ShdPnd of /proc/PID/status), 0 if it is gone. */
+function pendingSignals(pid: string): bigint {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    let pending = 0n;
+    for (const m of status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)) pending |= BigInt(`0x${m[1]}`);
+    return pending;
+  } catch {
+    return 0n;
+  }
+}
+
+/** Whether some process has `path` of the mount open and no signal pending. */
+function someoneWaits(mountDir: string, path: string): boolean {
+  const target = join(mountDir, path);
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (link === target && pendingSignals(pid) === 0n) return true;
+    }
+  }
+  return false;
+}
+
+interface Handle {
+  file: TraceFile;
+  /** The file's attributes at open: fstat answers from these after its instance is gone. */
+  stat: FuseStat;
+  /** An ordinary file's text, taken at the first read; reads at an offset slice it. */
+  text: Buffer | null;
+  /** trace_pipe text consumed from the ring but not yet returned (a read asked for less). */
+  pending: Buffer;
+  released: boolean;
+}
+
+export async function mountTree(backend: MountBackend, mountDir: string): Promise<Mount> {
+  const dir = resolve(mountDir);
+  let Fuse: typeof import('fuse-native').default;
+  try {
+    Fuse = (await import('fuse-native')).default;
+  } catch (err) {
+    throw new Error(`FUSE is not available (npm fuse-native, and apt-get install -y libfuse2 fuse): ${(err as Error).message}`);
+  }
+  const { tree } = backend;
+  const rel = (path: string) => path.replace(/^\/+/, '');
+  const handles = new Map<number, Handle>();
+  let nextFd = 1;
+  const started = new Date();
+  const statOf = (path: string): FuseStat => ({ ...tree.stat(rel(path)), mtime: started, atime: started, ctime: started });
+  const run = (cb: (err: number) => void, fn: () => void) => {
+    try {
+      fn();
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  };
+
+  const readPipe = (h: Handle, path: string, len: number, buf: Buffer, cb: (bytes: number) => void) => {
+    let waited = 0;
+    const attempt = () => {
+      if (h.released) return cb(0);
+      // A read the daemon holds cannot be interrupted by the kernel, even by SIGKILL (fuse waits
+      // it out), and fuse-native passes on no FUSE_INTERRUPT: so look for ourselves whether
+      // anyone still waits without a signal pending, and end the read with EINTR if not.
+      waited += PIPE_POLL_MS;
+      if (waited % INTERRUPT_CHECK_MS === 0 && !someoneWaits(dir, path)) return cb(-ERRNO.EINTR);
+      if (h.pending.length === 0) {
+        let text: string;
+        try {
+          text = h.file.read();
+        } catch (err) {
+          return cb(errnoOf(err));
+        }
+        if (text === '') {
+          setTimeout(attempt, PIPE_POLL_MS);
+          return;
+        }
+        h.pending = Buffer.from(text, 'utf8');
+      }
+      const n = Math.min(len, h.pending.length);
+      h.pending.copy(buf, 0, 0, n);
+      h.pending = h.pending.subarray(n);
+      cb(n);
+    };
+    attempt();
+  };
+
+  const fuse = new Fuse(dir, {
+    getattr(path, cb) {
+      try {
+        cb(0, statOf(path));
+      } catch (err) {
+        cb(errnoOf(err));
+      }
+    },
+    fgetattr(_path, fd, cb) {
+      const h = handles.get(fd);
+      if (!h) return cb(-ERRNO.EBADF);
+      cb(0, h.stat);
+    },
+    readdir(path, cb) {
+      try {
+        cb(0, ['.', '..', ...tree.readdir(rel(path))]);
+      } catch (err) {
+        cb(errnoOf(err));
+      }
+    },
+    open(path, _flags, cb) {
+      try {
+        // With O_TRUNC, libfuse has already called truncate(): that was the truncating open.
+        // As on tracefs for root, opening succeeds whatever the mode; a read of a write-only
+        // file or a write of a read-only one then gives EINVAL.
+        const stat = statOf(path);
+        const file = tree.open(rel(path));
+        const fd = nextFd++;
+        handles.set(fd, { file, stat, text: null, pending: Buffer.alloc(0), released: false });
+        cb(0, fd);
+      } catch (err) {
+        cb(errnoOf(err));
+      }
+    },
+    create(_path, _mode, cb) {
+      cb(-ERRNO.EACCES);
+    },
+    read(path, fd, buf, len, pos, cb) {
+      const h = handles.get(fd);
+      if (!h) return cb(-ERRNO.EBADF);
+      if (h.file.isPipe) return readPipe(h, path, len, buf, cb);
+      try {
+        if (h.text === null || pos === 0) h.text = Buffer.from(h.file.read(), 'utf8');
+      } catch (err) {
+        return cb(errnoOf(err));
+      }
+      if (pos >= h.text.length) return cb(0);
+      cb(h.text.copy(buf, 0, pos, Math.min(h.text.length, pos + len)));
+    },
+    write(_path, fd, buf, len, _pos, cb) {
+      const h = handles.get(fd);
+      if (!h) return cb(-ERRNO.EBADF);
+      try {
+        h.file.write(buf.toString('utf8', 0, len));
+        cb(len);
+      } catch (err) {
+        cb(errnoOf(err));
+      }
+    },
+    truncate(path, size, cb) {
+      run(cb, () => {
+        const file = tree.open(rel(path), { truncate: size === 0 });
+        file.close();
+      });
+    },
+    ftruncate(_path, fd, size, cb) {
+      const h = handles.get(fd);
+      if (!h) return cb(-ERRNO.EBADF);
+      run(cb, () => {
+        if (size === 0) h.file.truncate();
+      });
+    },
+    release(_path, fd, cb) {
+      const h = handles.get(fd);
+      if (h) {
+        h.released = true;
+        h.file.close();
+        handles.delete(fd);
+      }
+      cb(0);
+    },
+    mkdir(path, _mode, cb) {
+      run(cb, () => backend.mkdir(rel(path)));
+    },
+    rmdir(path, cb) {
+      run(cb, () => backend.rmdir(rel(path)));
+    },
+    unlink(path, cb) {
+      run(cb, () => tree.unlink(rel(path)));
+    },
+    rename(src, _dest, cb) {
+      run(cb, () => tree.unlink(rel(src)));
+    },
+    chmod(path, mode, cb) {
+      run(cb, () => tree.chmod(rel(path), mode));
+    },
+    chown(path, uid, gid, cb) {
+      run(cb, () => tree.chown(rel(path), uid, gid));
+    },
+    utimens(path, _atime, _mtime, cb) {
+      run(cb, () => tree.stat(rel(path)));
+    },
+  }, {
+    autoUnmount: true,
+    // No per-request timeout: a trace_pipe read may wait as long as it takes.
+    timeout: false,
+    // libfuse parses this as further -o options: every open is direct_io, inode numbers are
+    // ours, and nothing is cached (instances come and go through the API too).
+    fsname: 'nftrace,direct_io,use_ino,attr_timeout=0,entry_timeout=0,negative_timeout=0',
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  let mounted = true;
+  return {
+    dir,
+    async unmount() {
+      if (!mounted) return;
+      mounted = false;
+      for (const h of handles.values()) {
+        h.released = true;
+        h.file.close();
+      }
+      handles.clear();
+      await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
