@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runDemo } from './demo.js';
+import { runCat, runCtl, runLs } from './ctl.js';
 import { runList, runRecord, runStat } from './kernel.js';
 import { runConvert, runReport } from './report.js';
 
@@ -16,6 +17,9 @@ Commands:
   convert   turn a trace.dat into chrome-json (Perfetto UI), text, or trace.dat v6/v7
   list      the kernel's event systems, events, instances or clocks
   stat      the state of the kernel's tracing (events, filters, buffers, instances)
+  ctl       read or write a control file of a traced Node process (its control socket)
+  cat       print a control file of a traced Node process; trace_pipe streams
+  ls        list a directory of a traced Node process's control tree
   help      show this help ('nftrace help COMMAND' or 'nftrace COMMAND --help' for one)
 
 Options:
@@ -121,6 +125,30 @@ enabled, removes its instance, writes the trace.dat and prints each CPU's losses
     options: {
       buffer: { type: 'string', short: 'B' },
     },
+  },
+  ctl: {
+    usage: `Usage: nftrace ctl PID PATH [VALUE]
+
+Reads PATH of process PID's control tree, or writes VALUE to it as 'echo VALUE > PATH' does.
+The process must serve its tree with tracer.listen(). Errors carry the kernel's errno.
+  nftrace ctl 4242 events/http/enable 1
+  nftrace ctl 4242 instances/x/buffer_size_kb
+`,
+    options: {},
+  },
+  cat: {
+    usage: `Usage: nftrace cat PID PATH
+
+Prints PATH of process PID's control tree; trace_pipe streams until Ctrl-C.
+`,
+    options: {},
+  },
+  ls: {
+    usage: `Usage: nftrace ls PID [PATH]
+
+Lists a directory of process PID's control tree (the top when PATH is absent).
+`,
+    options: {},
   },
 } satisfies Record<string, { usage: string; options: ParseArgsConfig['options'] }>;
 
@@ -238,6 +266,18 @@ async function main(argv: string[]): Promise<number> {
       noPositionals();
       runStat({ instance: str('buffer') }, out);
       return 0;
+    case 'ctl':
+      if (positionals.length > 3) throw new UsageError(`unexpected argument '${positionals[3]}'`);
+      await runCtl(positionals[0], positionals[1], positionals[2], out);
+      return 0;
+    case 'cat':
+      if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
+      await runCat(positionals[0], positionals[1], out);
+      return 0;
+    case 'ls':
+      if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
+      await runLs(positionals[0], positionals[1], out);
+      return 0;
   }
 }
 
@@ -252,7 +292,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const usage = err instanceof UsageError || (err as { usage?: boolean }).usage === true || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`nftrace: ${(err as Error).message}\n${usage ? "Try 'nftrace --help'.\n" : ''}`);
     process.exitCode = usage ? 2 : 1;
   },

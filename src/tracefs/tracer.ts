@@ -20,6 +20,7 @@ import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, splitPath, type TracerState } from './files.js';
 import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
 import { mountTree, type Mount } from './fuse.js';
+import { listen } from './socket.js';
 import { parseUnsigned } from './parse.js';
 
 export interface TracerOptions {
@@ -44,6 +45,7 @@ export class Tracer {
   private readonly state: TracerState;
   private readonly tree: ControlTree;
   private mounted: Mount | null = null;
+  private listening: Awaited<ReturnType<typeof listen>> | null = null;
   private readonly threads: ThreadInfo[] = [];
   private readonly mainUpdates: RingUpdate[] = [];
   private readonly startupEvents: string[];
@@ -131,13 +133,34 @@ export class Tracer {
    */
   async mount(dir: string): Promise<void> {
     if (this.mounted) fail('EBUSY', `already mounted at ${this.mounted.dir}`);
-    this.mounted = await mountTree({ tree: this.tree, mkdir: (p) => this.mkdir(p), rmdir: (p) => this.rmdir(p) }, dir);
+    this.mounted = await mountTree(this.backend(), dir);
   }
 
   async unmount(): Promise<void> {
     const m = this.mounted;
     this.mounted = null;
     await m?.unmount();
+  }
+
+  /**
+   * Serve the control tree on a Unix socket (mode 0600, in a 0700 directory named after the
+   * uid, the socket after the pid) for `nftrace ctl/cat/ls PID`. Returns the socket's path.
+   */
+  async listen(): Promise<string> {
+    this.listening ??= await listen(this.backend());
+    return this.listening.path;
+  }
+
+  /** Stop serving the socket and unmount. */
+  async close(): Promise<void> {
+    const l = this.listening;
+    this.listening = null;
+    await l?.close();
+    await this.unmount();
+  }
+
+  private backend() {
+    return { tree: this.tree, mkdir: (p: string) => this.mkdir(p), rmdir: (p: string) => this.rmdir(p) };
   }
 
   /** The control tree itself, for the FUSE mount and the control socket. */

@@ -1,0 +1,235 @@
+/**
+ * The control socket: the control tree over a Unix socket, for machines without FUSE. Opt-in
+ * (`tracer.listen()`); the socket lives in a directory only its owner can enter and is itself
+ * 0600, named after the process id, so `nftrace ctl PID ...` finds it.
+ *
+ * Protocol: one JSON object a line each way. A request `{id, op, path, data?, mode?, uid?, gid?}`
+ * gets `{id, ok: true, result}` or `{id, ok: false, code, message}` (code: the errno name). The
+ * `pipe` op streams `{id, data}` lines of trace_pipe until the client goes away.
+ */
+import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ControlTree } from './tree.js';
+
+export type ControlOp = 'read' | 'write' | 'append' | 'readdir' | 'stat' | 'mkdir' | 'rmdir' | 'chmod' | 'chown' | 'pipe';
+
+export interface ControlRequest {
+  id: number;
+  op: ControlOp;
+  path: string;
+  data?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface SocketBackend {
+  tree: ControlTree;
+  mkdir(path: string): unknown;
+  rmdir(path: string): void;
+}
+
+/** Where process `pid`'s control socket is (or would be). */
+export function socketPath(pid: number = process.pid): string {
+  const uid = process.getuid?.() ?? 0;
+  const base = process.env.XDG_RUNTIME_DIR || tmpdir();
+  return join(base, `nftrace-${uid}`, `${pid}.sock`);
+}
+
+const MAX_LINE = 1 << 20;
+const PIPE_POLL_MS = 20;
+
+function handle(backend: SocketBackend, req: ControlRequest): unknown {
+  const { tree } = backend;
+  const withFile = <T>(truncate: boolean, fn: (f: ReturnType<ControlTree['open']>) => T): T => {
+    const f = tree.open(req.path, { truncate });
+    try {
+      return fn(f);
+    } finally {
+      f.close();
+    }
+  };
+  switch (req.op) {
+    case 'read': return withFile(false, (f) => f.read());
+    case 'write': return withFile(true, (f) => f.write(req.data ?? ''));
+    case 'append': return withFile(false, (f) => f.write(req.data ?? ''));
+    case 'readdir': return tree.readdir(req.path);
+    case 'stat': return tree.stat(req.path);
+    case 'mkdir': backend.mkdir(req.path); return null;
+    case 'rmdir': backend.rmdir(req.path); return null;
+    case 'chmod': tree.chmod(req.path, req.mode ?? 0); return null;
+    case 'chown': tree.chown(req.path, req.uid ?? -1, req.gid ?? -1); return null;
+    default: throw Object.assign(new Error(`unknown op '${String(req.op)}'`), { code: 'EINVAL' });
+  }
+}
+
+function streamPipe(backend: SocketBackend, req: ControlRequest, socket: Socket, send: (msg: object) => void): void {
+  let file: ReturnType<ControlTree['open']>;
+  try {
+    file = backend.tree.open(req.path);
+    if (!file.isPipe) {
+      file.close();
+      throw Object.assign(new Error(`${req.path} is not a pipe`), { code: 'EINVAL' });
+    }
+  } catch (err) {
+    send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
+    return;
+  }
+  const timer = setInterval(() => {
+    try {
+      const data = file.read();
+      if (data) send({ id: req.id, data });
+    } catch (err) {
+      send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
+      stop();
+    }
+  }, PIPE_POLL_MS);
+  const stop = () => {
+    clearInterval(timer);
+    file.close();
+  };
+  socket.once('close', stop);
+}
+
+/** Start serving the tree on the process's control socket. */
+export async function listen(backend: SocketBackend, path = socketPath()): Promise<{ path: string; close(): Promise<void> }> {
+  const dir = join(path, '..');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A directory someone else made (or opened up) would expose the socket: refuse it.
+  const st = statSync(dir);
+  if (st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o077) !== 0) {
+    throw new Error(`${dir} must be owned by this user and mode 0700 (it is ${(st.mode & 0o777).toString(8)})`);
+  }
+  rmSync(path, { force: true });
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.setEncoding('utf8');
+    let buffered = '';
+    const send = (msg: object) => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(msg)}\n`);
+    };
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      if (buffered.length > MAX_LINE) {
+        send({ id: 0, ok: false, code: 'E2BIG', message: 'request too long' });
+        socket.destroy();
+        return;
+      }
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        let req: ControlRequest;
+        try {
+          req = JSON.parse(line) as ControlRequest;
+          if (typeof req.path !== 'string') throw new Error('no path');
+        } catch {
+          send({ id: 0, ok: false, code: 'EINVAL', message: 'not a request' });
+          continue;
+        }
+        if (req.op === 'pipe') {
+          streamPipe(backend, req, socket, send);
+          continue;
+        }
+        try {
+          send({ id: req.id, ok: true, result: handle(backend, req) });
+        } catch (err) {
+          send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
+        }
+      }
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  server.unref();
+  return {
+    path,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(path, { force: true });
+    },
+  };
+}
+
+interface Reply {
+  id: number;
+  ok?: boolean;
+  result?: unknown;
+  code?: string;
+  message?: string;
+  data?: string;
+}
+
+/** A client of a process's control socket. */
+export class ControlClient {
+  private readonly socket: Socket;
+  private nextId = 1;
+  private buffered = '';
+  private readonly waiting = new Map<number, (msg: Reply) => void>();
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      let nl: number;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(this.buffered.slice(0, nl)) as Reply;
+        this.buffered = this.buffered.slice(nl + 1);
+        this.waiting.get(msg.id)?.(msg);
+      }
+    });
+  }
+
+  static connect(pid: number): Promise<ControlClient> {
+    const path = socketPath(pid);
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path, () => resolve(new ControlClient(socket)));
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new Error(`process ${pid} has no control socket at ${path} (it must call tracer.listen())`)
+          : err);
+      });
+    });
+  }
+
+  request(op: Exclude<ControlOp, 'pipe'>, path: string, extra: Partial<ControlRequest> = {}): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, (msg) => {
+        this.waiting.delete(id);
+        if (msg.ok) resolve(msg.result);
+        else reject(Object.assign(new Error(msg.message ?? msg.code), { code: msg.code }));
+      });
+      this.socket.write(`${JSON.stringify({ id, op, path, ...extra })}\n`);
+    });
+  }
+
+  /** Stream trace_pipe text to `onData` until the connection ends; rejects on an error reply. */
+  pipe(path: string, onData: (text: string) => void): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, (msg) => {
+        if (msg.data !== undefined) return onData(msg.data);
+        this.waiting.delete(id);
+        reject(Object.assign(new Error(msg.message ?? msg.code), { code: msg.code }));
+      });
+      this.socket.once('close', () => resolve());
+      this.socket.write(`${JSON.stringify({ id, op: 'pipe', path })}\n`);
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+    this.socket.destroy();
+  }
+}
