@@ -150,23 +150,29 @@ export function eventDirIno(slot: number, eventIndex: number): number {
 
 /** Filter and trigger texts of one instance: a 16-bit reference per event into a pool of texts. */
 export class EventfsTexts {
-  private readonly filterRef: Uint16Array;
-  private readonly triggerRef: Uint16Array;
+  private readonly maxEvents: number;
+  /** Made on the first filter or trigger written: an untouched instance has none. */
+  private filterRef: Uint16Array | null = null;
+  private triggerRef: Uint16Array | null = null;
   private readonly pool: (string | undefined)[] = [undefined];
   private readonly free: number[] = [];
   /** System-level filters, by system name (few, and rarely set). */
   private readonly systemFilters = new Map<string, string>();
 
   constructor(maxEvents: number) {
-    this.filterRef = new Uint16Array(maxEvents);
-    this.triggerRef = new Uint16Array(maxEvents);
+    this.maxEvents = maxEvents;
+  }
+
+  private refs(kind: 'filter' | 'trigger'): Uint16Array {
+    if (kind === 'filter') return (this.filterRef ??= new Uint16Array(this.maxEvents));
+    return (this.triggerRef ??= new Uint16Array(this.maxEvents));
   }
 
   /** `key` is an event index, or a system name for a system's filter. */
   get(kind: 'filter' | 'trigger', key: string): string | undefined {
     if (!/^\d+$/.test(key)) return kind === 'filter' ? this.systemFilters.get(key) : undefined;
     const refs = kind === 'filter' ? this.filterRef : this.triggerRef;
-    return this.pool[refs[Number(key)]!];
+    return refs ? this.pool[refs[Number(key)]!] : undefined;
   }
 
   set(kind: 'filter' | 'trigger', key: string, text: string | undefined): void {
@@ -175,7 +181,7 @@ export class EventfsTexts {
       else this.systemFilters.set(key, text);
       return;
     }
-    const refs = kind === 'filter' ? this.filterRef : this.triggerRef;
+    const refs = this.refs(kind);
     const index = Number(key);
     const old = refs[index]!;
     if (old) {
