@@ -45,9 +45,18 @@ function noSuch(path: string): never {
 
 const TEXT_OPTIONS = { 'irq-info': 'irqInfo', 'record-tgid': 'recordTgid', 'context-info': 'contextInfo' } as const;
 
+/**
+ * A path's components. A name over NAME_MAX is ENAMETOOLONG, except inside `events/`, where
+ * eventfs simply finds no such entry (ENOENT), as on Linux 6.18.
+ */
 export function splitPath(path: string): string[] {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `${p.slice(0, 32)}...: name too long`);
+  const eventsAt = parts.indexOf('events');
+  parts.forEach((p, i) => {
+    if (Buffer.byteLength(p) <= NAME_MAX) return;
+    const inEventfs = eventsAt >= 0 && i > eventsAt && (eventsAt === 0 || (eventsAt === 2 && parts[0] === 'instances'));
+    fail(inEventfs ? 'ENOENT' : 'ENAMETOOLONG', `${p.slice(0, 32)}...: ${inEventfs ? 'no such file' : 'name too long'}`);
+  });
   return parts;
 }
 
