@@ -4,8 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { socketPath } from '../src/tracefs/socket.js';
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
@@ -66,5 +67,33 @@ test('ctl, cat and ls drive another process with the kernel\'s errnos; the socke
     assert.equal(usage.code, 2);
   } finally {
     child.kill();
+  }
+});
+
+test('nftrace mount PID DIR: another process\'s tree through FUSE, served over its socket', async (t) => {
+  if (!existsSync('/dev/fuse')) {
+    if (process.env.CI === 'true') throw new Error('CI=true but /dev/fuse is missing');
+    t.skip('no /dev/fuse');
+    return;
+  }
+  const child = await traced();
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-pidmnt-'));
+  const mount = spawn(process.execPath, [CLI, 'mount', String(child.pid), dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise<void>((resolve) => mount.stderr!.on('data', (d: Buffer) => d.toString().includes('mounted') && resolve()));
+    const sh = (script: string) => new Promise<string>((resolve) => {
+      execFile('bash', ['-c', script], { cwd: dir, timeout: 10_000 }, (_e, out, err) => resolve(out + err));
+    });
+    assert.equal(await sh('cat events/db/enable; echo 1 > events/http/request/enable; cat set_event events/enable'), '0\nhttp:request\nX\n');
+    assert.match(await sh('echo 2 > events/enable'), /Invalid argument/);
+    assert.equal(await sh('mkdir instances/p && ls instances && rmdir instances/p && ls instances | wc -l'), 'p\n0\n');
+    assert.match(await sh('timeout -s INT 1 cat trace_pipe'), /request: status=20[012]\n/);
+  } finally {
+    mount.kill('SIGINT');
+    const code = await new Promise((r) => mount.once('exit', r));
+    child.kill();
+    assert.equal(code, 0, 'Ctrl-C unmounts and ends nftrace mount');
+    assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(dir));
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,6 @@
 /** `nftrace ctl`, `cat` and `ls`: another process's control tree through its control socket. */
-import { ControlClient } from '../tracefs/socket.js';
+import { mountSource } from '../tracefs/fuse.js';
+import { ControlClient, socketSource } from '../tracefs/socket.js';
 
 type Write = (text: string) => void;
 
@@ -64,4 +65,16 @@ export async function runLs(pid: string | undefined, path: string | undefined, o
       throw failed(path ?? '.', err);
     }
   });
+}
+
+/** `nftrace mount PID DIR`: another process's control tree as a directory, until Ctrl-C. */
+export async function runMount(pid: string | undefined, dir: string | undefined, err: Write): Promise<void> {
+  if (!dir) throw Object.assign(new Error('mount needs PID and DIR'), { usage: true });
+  const mount = await mountSource(await socketSource(pidOf(pid)), dir);
+  err(`mounted process ${pid}'s control tree at ${mount.dir}; Ctrl-C unmounts\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await mount.unmount();
 }

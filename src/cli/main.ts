@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runDemo } from './demo.js';
-import { runCat, runCtl, runLs } from './ctl.js';
+import { runCat, runCtl, runLs, runMount } from './ctl.js';
 import { runList, runRecord, runStat } from './kernel.js';
 import { runConvert, runReport } from './report.js';
 
@@ -20,6 +20,7 @@ Commands:
   ctl       read or write a control file of a traced Node process (its control socket)
   cat       print a control file of a traced Node process; trace_pipe streams
   ls        list a directory of a traced Node process's control tree
+  mount     mount a traced Node process's control tree through FUSE
   help      show this help ('nftrace help COMMAND' or 'nftrace COMMAND --help' for one)
 
 Options:
@@ -150,6 +151,15 @@ Lists a directory of process PID's control tree (the top when PATH is absent).
 `,
     options: {},
   },
+  mount: {
+    usage: `Usage: nftrace mount PID DIR
+
+Mounts process PID's control tree (served by tracer.listen()) at DIR through FUSE, private to
+you, until Ctrl-C. Then 'echo 1 > DIR/events/http/enable' and 'cat DIR/trace_pipe' work.
+Needs FUSE (apt-get install -y libfuse2 fuse).
+`,
+    options: {},
+  },
 } satisfies Record<string, { usage: string; options: ParseArgsConfig['options'] }>;
 
 type Command = keyof typeof COMMANDS;
@@ -277,6 +287,10 @@ async function main(argv: string[]): Promise<number> {
     case 'ls':
       if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
       await runLs(positionals[0], positionals[1], out);
+      return 0;
+    case 'mount':
+      if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
+      await runMount(positionals[0], positionals[1], (text) => process.stderr.write(text));
       return 0;
   }
 }

@@ -15,12 +15,48 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ERRNO } from '../errno.js';
 import type { FuseStat } from 'fuse-native';
-import type { ControlTree, TraceFile } from './tree.js';
+import type { ControlTree, Stat } from './tree.js';
 
-export interface MountBackend {
-  tree: ControlTree;
-  mkdir(path: string): unknown;
-  rmdir(path: string): void;
+type MaybeAsync<T> = T | Promise<T>;
+
+/** An open file of a mount's source. A pipe's read gives what is there now ('' if nothing). */
+export interface SourceFile {
+  readonly isPipe: boolean;
+  read(): MaybeAsync<string>;
+  write(data: string): MaybeAsync<unknown>;
+  truncate(): MaybeAsync<unknown>;
+  close(): void;
+}
+
+/** What a mount serves: this process's control tree, or another's through its socket. */
+export interface MountSource {
+  stat(path: string): MaybeAsync<Stat>;
+  readdir(path: string): MaybeAsync<string[]>;
+  open(path: string): MaybeAsync<SourceFile>;
+  /** What an O_TRUNC open does to the file. */
+  truncate(path: string): MaybeAsync<unknown>;
+  mkdir(path: string): MaybeAsync<unknown>;
+  rmdir(path: string): MaybeAsync<unknown>;
+  unlink(path: string): MaybeAsync<unknown>;
+  chmod(path: string, mode: number): MaybeAsync<unknown>;
+  chown(path: string, uid: number, gid: number): MaybeAsync<unknown>;
+  /** Let go of what the source holds (a connection), after unmounting. */
+  close?(): void;
+}
+
+/** This process's tree as a mount source. */
+export function treeSource(tree: ControlTree, dirs: { mkdir(path: string): unknown; rmdir(path: string): void }): MountSource {
+  return {
+    stat: (p) => tree.stat(p),
+    readdir: (p) => tree.readdir(p),
+    open: (p) => tree.open(p),
+    truncate: (p) => tree.open(p, { truncate: true }).close(),
+    mkdir: (p) => dirs.mkdir(p),
+    rmdir: (p) => dirs.rmdir(p),
+    unlink: (p) => tree.unlink(p),
+    chmod: (p, mode) => tree.chmod(p, mode),
+    chown: (p, uid, gid) => tree.chown(p, uid, gid),
+  };
 }
 
 export interface Mount {
@@ -75,7 +111,7 @@ function someoneWaits(mountDir: string, path: string): boolean {
 }
 
 interface Handle {
-  file: TraceFile;
+  file: SourceFile;
   /** The file's attributes at open: fstat answers from these after its instance is gone. */
   stat: FuseStat;
   /** An ordinary file's text, taken at the first read; reads at an offset slice it. */
@@ -85,7 +121,7 @@ interface Handle {
   released: boolean;
 }
 
-export async function mountTree(backend: MountBackend, mountDir: string): Promise<Mount> {
+export async function mountSource(source: MountSource, mountDir: string): Promise<Mount> {
   const dir = resolve(mountDir);
   let Fuse: typeof import('fuse-native').default;
   try {
@@ -93,19 +129,14 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
   } catch (err) {
     throw new Error(`FUSE is not available (npm fuse-native, and apt-get install -y libfuse2 fuse): ${(err as Error).message}`);
   }
-  const { tree } = backend;
   const rel = (path: string) => path.replace(/^\/+/, '');
   const handles = new Map<number, Handle>();
   let nextFd = 1;
   const started = new Date();
-  const statOf = (path: string): FuseStat => ({ ...tree.stat(rel(path)), mtime: started, atime: started, ctime: started });
-  const run = (cb: (err: number) => void, fn: () => void) => {
-    try {
-      fn();
-      cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+  const statOf = async (path: string): Promise<FuseStat> => ({ ...(await source.stat(rel(path))), mtime: started, atime: started, ctime: started });
+  /** Answer `cb` with 0 or -errno once `fn` (sync or async) is done. */
+  const run = (cb: (err: number) => void, fn: () => unknown) => {
+    Promise.resolve().then(fn).then(() => cb(0), (err: unknown) => cb(errnoOf(err)));
   };
 
   const readPipe = (h: Handle, path: string, len: number, buf: Buffer, cb: (bytes: number) => void) => {
@@ -118,18 +149,19 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
       waited += PIPE_POLL_MS;
       if (waited % INTERRUPT_CHECK_MS === 0 && !someoneWaits(dir, path)) return cb(-ERRNO.EINTR);
       if (h.pending.length === 0) {
-        let text: string;
-        try {
-          text = h.file.read();
-        } catch (err) {
-          return cb(errnoOf(err));
-        }
-        if (text === '') {
-          setTimeout(attempt, PIPE_POLL_MS);
-          return;
-        }
-        h.pending = Buffer.from(text, 'utf8');
+        Promise.resolve().then(() => h.file.read()).then((text) => {
+          if (text === '') {
+            setTimeout(attempt, PIPE_POLL_MS);
+            return;
+          }
+          h.pending = Buffer.from(text, 'utf8');
+          give();
+        }, (err: unknown) => cb(errnoOf(err)));
+        return;
       }
+      give();
+    };
+    const give = () => {
       const n = Math.min(len, h.pending.length);
       h.pending.copy(buf, 0, 0, n);
       h.pending = h.pending.subarray(n);
@@ -138,13 +170,12 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
     attempt();
   };
 
+  const answer = <T>(cb: (err: number, result?: T) => void, fn: () => MaybeAsync<T>) => {
+    Promise.resolve().then(fn).then((result) => cb(0, result), (err: unknown) => cb(errnoOf(err)));
+  };
   const fuse = new Fuse(dir, {
     getattr(path, cb) {
-      try {
-        cb(0, statOf(path));
-      } catch (err) {
-        cb(errnoOf(err));
-      }
+      answer(cb, () => statOf(path));
     },
     fgetattr(_path, fd, cb) {
       const h = handles.get(fd);
@@ -152,25 +183,19 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
       cb(0, h.stat);
     },
     readdir(path, cb) {
-      try {
-        cb(0, ['.', '..', ...tree.readdir(rel(path))]);
-      } catch (err) {
-        cb(errnoOf(err));
-      }
+      answer(cb, async () => ['.', '..', ...(await source.readdir(rel(path)))]);
     },
     open(path, _flags, cb) {
-      try {
-        // With O_TRUNC, libfuse has already called truncate(): that was the truncating open.
-        // As on tracefs for root, opening succeeds whatever the mode; a read of a write-only
-        // file or a write of a read-only one then gives EINVAL.
-        const stat = statOf(path);
-        const file = tree.open(rel(path));
+      // With O_TRUNC, libfuse has already called truncate(): that was the truncating open.
+      // As on tracefs for root, opening succeeds whatever the mode; a read of a write-only
+      // file or a write of a read-only one then gives EINVAL.
+      answer(cb, async () => {
+        const stat = await statOf(path);
+        const file = await source.open(rel(path));
         const fd = nextFd++;
         handles.set(fd, { file, stat, text: null, pending: Buffer.alloc(0), released: false });
-        cb(0, fd);
-      } catch (err) {
-        cb(errnoOf(err));
-      }
+        return fd;
+      });
     },
     create(_path, _mode, cb) {
       cb(-ERRNO.EACCES);
@@ -179,36 +204,26 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
       if (h.file.isPipe) return readPipe(h, path, len, buf, cb);
-      try {
-        if (h.text === null || pos === 0) h.text = Buffer.from(h.file.read(), 'utf8');
-      } catch (err) {
-        return cb(errnoOf(err));
-      }
-      if (pos >= h.text.length) return cb(0);
-      cb(h.text.copy(buf, 0, pos, Math.min(h.text.length, pos + len)));
+      Promise.resolve()
+        .then(async () => {
+          if (h.text === null || pos === 0) h.text = Buffer.from(await h.file.read(), 'utf8');
+          return pos >= h.text.length ? 0 : h.text.copy(buf, 0, pos, Math.min(h.text.length, pos + len));
+        })
+        .then(cb, (err: unknown) => cb(errnoOf(err)));
     },
     write(_path, fd, buf, len, _pos, cb) {
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
-      try {
-        h.file.write(buf.toString('utf8', 0, len));
-        cb(len);
-      } catch (err) {
-        cb(errnoOf(err));
-      }
+      const data = buf.toString('utf8', 0, len);
+      Promise.resolve().then(() => h.file.write(data)).then(() => cb(len), (err: unknown) => cb(errnoOf(err)));
     },
     truncate(path, size, cb) {
-      run(cb, () => {
-        const file = tree.open(rel(path), { truncate: size === 0 });
-        file.close();
-      });
+      run(cb, () => (size === 0 ? source.truncate(rel(path)) : source.stat(rel(path))));
     },
     ftruncate(_path, fd, size, cb) {
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
-      run(cb, () => {
-        if (size === 0) h.file.truncate();
-      });
+      run(cb, () => (size === 0 ? h.file.truncate() : undefined));
     },
     release(_path, fd, cb) {
       const h = handles.get(fd);
@@ -220,25 +235,25 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
       cb(0);
     },
     mkdir(path, _mode, cb) {
-      run(cb, () => backend.mkdir(rel(path)));
+      run(cb, () => source.mkdir(rel(path)));
     },
     rmdir(path, cb) {
-      run(cb, () => backend.rmdir(rel(path)));
+      run(cb, () => source.rmdir(rel(path)));
     },
     unlink(path, cb) {
-      run(cb, () => tree.unlink(rel(path)));
+      run(cb, () => source.unlink(rel(path)));
     },
     rename(src, _dest, cb) {
-      run(cb, () => tree.unlink(rel(src)));
+      run(cb, () => source.unlink(rel(src)));
     },
     chmod(path, mode, cb) {
-      run(cb, () => tree.chmod(rel(path), mode));
+      run(cb, () => source.chmod(rel(path), mode));
     },
     chown(path, uid, gid, cb) {
-      run(cb, () => tree.chown(rel(path), uid, gid));
+      run(cb, () => source.chown(rel(path), uid, gid));
     },
     utimens(path, _atime, _mtime, cb) {
-      run(cb, () => tree.stat(rel(path)));
+      run(cb, () => source.stat(rel(path)));
     },
   }, {
     autoUnmount: true,
@@ -261,6 +276,7 @@ export async function mountTree(backend: MountBackend, mountDir: string): Promis
       }
       handles.clear();
       await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())));
+      source.close?.();
     },
   };
 }

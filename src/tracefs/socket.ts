@@ -11,9 +11,10 @@ import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ControlTree } from './tree.js';
+import type { MountSource, SourceFile } from './fuse.js';
+import type { ControlTree, Stat } from './tree.js';
 
-export type ControlOp = 'read' | 'write' | 'append' | 'readdir' | 'stat' | 'mkdir' | 'rmdir' | 'chmod' | 'chown' | 'pipe';
+export type ControlOp = 'read' | 'write' | 'append' | 'truncate' | 'readdir' | 'stat' | 'mkdir' | 'rmdir' | 'unlink' | 'chmod' | 'chown' | 'pipe';
 
 export interface ControlRequest {
   id: number;
@@ -55,6 +56,8 @@ function handle(backend: SocketBackend, req: ControlRequest): unknown {
     case 'read': return withFile(false, (f) => f.read());
     case 'write': return withFile(true, (f) => f.write(req.data ?? ''));
     case 'append': return withFile(false, (f) => f.write(req.data ?? ''));
+    case 'truncate': return withFile(true, () => null);
+    case 'unlink': return tree.unlink(req.path);
     case 'readdir': return tree.readdir(req.path);
     case 'stat': return tree.stat(req.path);
     case 'mkdir': backend.mkdir(req.path); return null;
@@ -232,4 +235,53 @@ export class ControlClient {
     this.socket.end();
     this.socket.destroy();
   }
+}
+
+/**
+ * Another process's tree as a mount source (`nftrace mount PID DIR`). Requests are stateless,
+ * so an open file there does not pin its instance; trace_pipe gets a connection of its own.
+ */
+export async function socketSource(pid: number): Promise<MountSource> {
+  const client = await ControlClient.connect(pid);
+  const open = async (path: string): Promise<SourceFile> => {
+    const stat = (await client.request('stat', path)) as Stat;
+    if ((stat.mode & 0o170000) === 0o040000) throw Object.assign(new Error(`${path}: is a directory`), { code: 'EISDIR' });
+    if (/(^|\/)trace_pipe$/.test(path)) {
+      const pipeClient = await ControlClient.connect(pid);
+      let buffered = '';
+      let failure: unknown = null;
+      pipeClient.pipe(path, (text) => (buffered += text)).catch((err: unknown) => (failure = err));
+      return {
+        isPipe: true,
+        read: () => {
+          if (failure) throw failure;
+          const text = buffered;
+          buffered = '';
+          return text;
+        },
+        write: () => Promise.reject(Object.assign(new Error('trace_pipe is not writable'), { code: 'EINVAL' })),
+        truncate: () => undefined,
+        close: () => pipeClient.close(),
+      };
+    }
+    return {
+      isPipe: false,
+      read: async () => String(await client.request('read', path)),
+      write: (data) => client.request('append', path, { data }),
+      truncate: () => client.request('truncate', path),
+      close: () => {},
+    };
+  };
+  return {
+    stat: async (p) => (await client.request('stat', p)) as Stat,
+    readdir: async (p) => (await client.request('readdir', p)) as string[],
+    open,
+    truncate: (p) => client.request('truncate', p),
+    mkdir: (p) => client.request('mkdir', p),
+    rmdir: (p) => client.request('rmdir', p),
+    unlink: (p) => client.request('unlink', p),
+    chmod: (p, mode) => client.request('chmod', p, { mode }),
+    chown: (p, uid, gid) => client.request('chown', p, { uid, gid }),
+    close: () => client.close(),
+  };
 }

@@ -19,7 +19,7 @@ import { writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, splitPath, type TracerState } from './files.js';
 import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
-import { mountTree, type Mount } from './fuse.js';
+import { mountSource, treeSource, type Mount } from './fuse.js';
 import { listen } from './socket.js';
 import { parseUnsigned } from './parse.js';
 
@@ -133,7 +133,7 @@ export class Tracer {
    */
   async mount(dir: string): Promise<void> {
     if (this.mounted) fail('EBUSY', `already mounted at ${this.mounted.dir}`);
-    this.mounted = await mountTree(this.backend(), dir);
+    this.mounted = await mountSource(treeSource(this.tree, this.backend()), dir);
   }
 
   async unmount(): Promise<void> {
