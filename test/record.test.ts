@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,5 +165,51 @@ test('list and stat read the kernel as trace-cmd does', (t) => {
     writeFileSync(join(inst, 'events/kmem/kmalloc/filter'), '0');
     writeFileSync(join(inst, 'events/enable'), '0');
     rmdirSync(inst);
+  }
+});
+
+test('record -P: a Node process\'s buffers beside the kernel\'s CPUs in one trace.dat, one timeline on mono', async (t) => {
+  const root = needKernel(t);
+  if (!root || !needTraceCmd(t)) return;
+  const index = new URL('../src/index.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    import { Tracer } from '${index}';
+    const tracer = new Tracer();
+    const request = tracer.defineEvent('http', 'request', { status: 'u16', path: 'string' });
+    tracer.write('events/enable', '1');
+    await tracer.listen();
+    let n = 0;
+    setInterval(() => request.emit({ status: 200 + (n++ % 3), path: '/api' }), 10);
+    console.log('ready');
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-record-'));
+  try {
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    const file = join(dir, 'both.dat');
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const rec = spawn(process.execPath, [CLI, 'record', '-P', String(child.pid), '-e', 'sched:sched_switch', '--duration', '1', '-o', file]);
+      let out = '';
+      let err = '';
+      rec.stdout.on('data', (d) => (out += d));
+      rec.stderr.on('data', (d) => (err += d));
+      rec.on('exit', (code) => resolve({ code, out, err }));
+    });
+    assert.equal(r.code, 0, r.err);
+    const text = traceCmd(['report', '-i', file]);
+    const nodeLines = text.split('\n').filter((l) => l.startsWith(`node-${child.pid}: `));
+    assert.ok(nodeLines.length >= 50, `node events: ${nodeLines.length}`);
+    assert.match(nodeLines[0]!, /request: +status=20[012] path=\/api$/);
+    assert.ok(text.includes('sched_switch:'));
+    // One timeline: timestamps of both sides interleave.
+    const stamps = text.split('\n').slice(1).filter(Boolean).map((l) => Number(/ (\d+\.\d+): /.exec(l)![1]));
+    assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
+    sameReports(file);
+    const clock = await new Promise<string>((resolve) => {
+      execFile(process.execPath, [CLI, 'ctl', String(child.pid), 'trace_clock'], (_e, out) => resolve(out));
+    });
+    assert.match(clock, /\[local\]/, 'the process\'s clock is put back');
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

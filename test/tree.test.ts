@@ -219,3 +219,37 @@ test('directory operations fail with the kernel\'s errnos (same table on a kerne
     rmdirSync(join(root, 'instances', inst));
   }
 });
+
+test('trace_pipe_raw hands out pages once buffer_percent is reached, all of them when forced, with missed-event flags', () => {
+  const tr = tracer();
+  const ev = tr.defineEvent('sched', 'sched_waking', { pid: 's32' });
+  tr.write('events/sched/sched_waking/enable', '1');
+  assert.equal(tr.read('buffer_percent'), '50\n');
+  assert.equal(errno(() => tr.write('buffer_percent', '101')), 'EINVAL');
+  const raw = tr.open('per_cpu/cpu0/trace_pipe_raw');
+  for (let i = 0; i < 10; i++) ev.emit({ pid: i });
+  assert.equal(raw.readPage(), null, 'far below 50% full');
+  const page = raw.readPage(true)!;
+  assert.equal(page.length, 4096);
+  const dv = new DataView(page.buffer, page.byteOffset);
+  assert.equal(dv.getUint32(8, true), 160, 'ten 16-byte events');
+  assert.equal(raw.readPage(true), null);
+  // Overrun the small buffer: the next page says events were lost, and how many.
+  tr.write('buffer_size_kb', '8');
+  const raw2 = tr.open('per_cpu/cpu0/trace_pipe_raw');
+  raw.close();
+  for (let i = 0; i < 1000; i++) ev.emit({ pid: i });
+  tr.write('buffer_percent', '0');
+  const first = raw2.readPage()!;
+  const commit = new DataView(first.buffer, first.byteOffset).getUint32(8, true);
+  assert.ok(commit & 0x80000000, 'RB_MISSED_EVENTS');
+  const size = commit & 0x3fffffff;
+  // The count is stored after the data only where it fits, as the kernel does.
+  if (size + 8 <= 4080) {
+    assert.ok(commit & 0x40000000, 'RB_MISSED_STORED');
+    assert.ok(new DataView(first.buffer, first.byteOffset).getBigUint64(16 + size, true) > 0n);
+  } else {
+    assert.equal(commit & 0x40000000, 0);
+  }
+  raw2.close();
+});

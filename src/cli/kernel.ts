@@ -10,6 +10,7 @@ export interface RecordArgs {
   events: string[];
   instance?: string;
   bufferKb?: number;
+  pid?: number;
   output: string;
   command: string[];
   durationSec?: number;

@@ -53,6 +53,8 @@ enabled, removes its instance, writes the trace.dat and prints each CPU's losses
   -e EVENT          SYSTEM, SYSTEM:EVENT, EVENT, with * and ? globs, or 'all' (repeatable)
   -B NAME           record in instance NAME (created if missing, kept if it existed)
   -b KB             buffer_size_kb per CPU
+  -P PID            also record Node process PID (it calls tracer.listen()): its threads'
+                    buffers go beside the kernel's CPUs as buffer node-PID, both on the mono clock
   -o FILE           output (default trace.dat)
   --duration S      stop after S seconds
   --file-version V  6 or 7 (default 7)
@@ -62,6 +64,7 @@ enabled, removes its instance, writes the trace.dat and prints each CPU's losses
       event: { type: 'string', short: 'e', multiple: true },
       buffer: { type: 'string', short: 'B' },
       'buffer-kb': { type: 'string', short: 'b' },
+      pid: { type: 'string', short: 'P' },
       output: { type: 'string', short: 'o' },
       duration: { type: 'string' },
       'file-version': { type: 'string' },
@@ -241,6 +244,7 @@ async function main(argv: string[]): Promise<number> {
         events,
         instance: str('buffer'),
         bufferKb: str('buffer-kb') === undefined ? undefined : positiveInt('buffer-kb (-b)', str('buffer-kb'), 0),
+        pid: str('pid') === undefined ? undefined : positiveInt('pid (-P)', str('pid'), 0),
         output: str('output') ?? 'trace.dat',
         command: positionals,
         durationSec: seconds('duration', str('duration')),

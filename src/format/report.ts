@@ -143,9 +143,20 @@ function latencyFlags(flags: number, preempt: number): string {
   return `${irqsOff}${needResched}${irq}${depth ? depth.toString(16) : '.'}${migrate ? migrate.toString(16) : '.'}`;
 }
 
+/** Width of the `buffer: ` column: trace-cmd pads every line, the top level's too, to the longest name. */
+const prefixWidths = new WeakMap<TraceDatEvents, number>();
+function prefixWidth(events: TraceDatEvents): number {
+  let width = prefixWidths.get(events);
+  if (width === undefined) {
+    width = Math.max(0, ...events.dat.buffers.filter((b) => b.name).map((b) => b.name.length + 2));
+    prefixWidths.set(events, width);
+  }
+  return width;
+}
+
 export function reportLine(events: TraceDatEvents, r: TraceRecord, options: ReportOptions): string {
   const comm = events.comm(r.pid);
-  const prefix = r.buffer ? `${r.buffer}: ` : '';
+  const prefix = (r.buffer ? `${r.buffer}: ` : '').padEnd(prefixWidth(events));
   const task = options.latency
     ? `${comm.slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)}`
     : `${comm.padStart(16)}-${String(r.pid).padEnd(5)} [${String(r.cpu).padStart(3, '0')}]`;

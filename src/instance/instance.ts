@@ -45,6 +45,8 @@ export class Instance {
   /** Files held open that pin the instance (rmdir answers EBUSY while any is). */
   openFiles = 0;
   pipeOpen = false;
+  /** buffer_percent: how full a buffer must be before trace_pipe_raw hands out a page. */
+  bufferPercent = 50;
   /** Set when the instance is removed: files still open on it then answer as stale. */
   removed = false;
   private readonly cpus: CpuRing[] = [];
@@ -297,10 +299,35 @@ export class Instance {
     return new PipeReader(this, cpu === undefined ? this.cpus.map((_, i) => i) : [cpu]);
   }
 
+  /**
+   * A reader of one CPU's raw pages (trace_pipe_raw). It hands a page out once the buffer is
+   * `buffer_percent` full, or at once when forced (a final drain) or when buffer_percent is 0.
+   */
+  openRawPipe(cpu: number): RawPipe {
+    let consumer = new RingConsumer(this.ring(cpu));
+    return {
+      readPage: (force = false) => {
+        const view = this.ring(cpu);
+        // After a resize the CPU writes into a new ring: follow it, carrying the loss count.
+        if (consumer.view !== view) consumer = new RingConsumer(view, consumer.lastOverrun);
+        if (!force && this.bufferPercent > 0) {
+          const c = view.counters();
+          if (c.bytes * 100 < view.pages * view.dataSize * this.bufferPercent) return null;
+        }
+        return consumer.takePage();
+      },
+    };
+  }
+
   /** Used by PipeReader. */
   formatLine(cpu: number, list: EventList, i: number): string {
     return this.line(cpu, list, i);
   }
+}
+
+export interface RawPipe {
+  /** The next page, or null (nothing new, or the buffer not yet buffer_percent full). */
+  readPage(force?: boolean): Uint8Array | null;
 }
 
 export class PipeReader {

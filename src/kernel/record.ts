@@ -8,7 +8,8 @@ import { closeSync, constants, existsSync, openSync, readFileSync, readSync, rea
 import { hostname, machine, release, type } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { writeTraceDat, type TraceDatContent } from '../format/tracedat/writer.js';
+import { writeTraceDat, type CpuPages, type TraceDatContent } from '../format/tracedat/writer.js';
+import { ControlClient } from '../tracefs/socket.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
 
@@ -28,6 +29,11 @@ export interface RecordOptions {
   compression?: CompressionName;
   /** The tracefs mount (default: found through /proc/mounts). */
   tracefs?: string;
+  /**
+   * Also record this Node process (it serves its control tree: tracer.listen()): its thread
+   * buffers become a buffer `node-PID` beside the kernel's CPUs, both on the `mono` clock.
+   */
+  pid?: number;
   /** Stops the recording (the CLI aborts it on SIGINT/SIGTERM). */
   signal?: AbortSignal;
   /** Progress and notices, a line at a time. */
@@ -171,8 +177,15 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
   const pipes: CpuPipe[] = [];
   let exit: number | string | undefined;
   const wasOn = inst.read('tracing_on').trim();
+  let node: NodeSide | null = null;
   try {
     inst.write('tracing_on', '0');
+    if (options.pid !== undefined) {
+      // One clock for both sides: the kernel's mono is CLOCK_MONOTONIC, as is nftrace's.
+      if (!created) restore.push(['trace_clock', inst.clock()]);
+      inst.write('trace_clock', 'mono');
+      node = await NodeSide.attach(options.pid, inst.subbufSize());
+    }
     if (options.bufferKb !== undefined) inst.write('buffer_size_kb', String(options.bufferKb));
     inst.write('trace', '');
     for (const name of names) {
@@ -187,9 +200,11 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
     exit = await runWorkload(options, pipes, log, names);
     inst.write('tracing_on', '0');
     for (const pipe of pipes) while (pipe.drain(CHUNK_PAGES) > 0);
+    await node?.finish();
     for (const pipe of pipes) pipe.setStats(inst.read(`per_cpu/cpu${pipe.cpu}/stats`));
 
     const content = fileContent(fs, inst, selected, pipes, pageSize, options.instance);
+    if (node) node.addTo(content);
     const fileBytes = await writeTraceDat(options.output, content, {
       version: options.version ?? 7,
       compression: options.compression ?? 'zstd',
@@ -197,6 +212,7 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
     return { file: options.output, fileBytes, cpus: pipes.map((p) => p.figures), events: names, exit };
   } finally {
     for (const pipe of pipes) pipe.close();
+    await node?.close().catch((err: Error) => log(`nftrace: process ${options.pid}: ${err.message}`));
     // Put back what we changed even when recording failed; report, but don't mask, errors.
     const undo = (fn: () => void) => {
       try {
@@ -210,6 +226,80 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
     } else {
       for (const [file, value] of restore) undo(() => inst.write(file, value));
       undo(() => inst.write('tracing_on', wasOn));
+    }
+  }
+}
+
+/** A traced Node process recorded through its control socket (record -P). */
+class NodeSide {
+  private readonly client: ControlClient;
+  private readonly pid: number;
+  private readonly previousClock: string;
+  private readonly pages: Uint8Array[][];
+  private readonly finishers: (() => Promise<void>)[];
+  private formats: { name: string; formats: string[] }[] = [];
+
+  private constructor(client: ControlClient, pid: number, previousClock: string, cpus: number) {
+    this.client = client;
+    this.pid = pid;
+    this.previousClock = previousClock;
+    this.pages = Array.from({ length: cpus }, () => []);
+    this.finishers = this.pages.map((list, cpu) => client.rawPages(`per_cpu/cpu${cpu}/trace_pipe_raw`, (page) => list.push(page)));
+  }
+
+  static async attach(pid: number, pageSize: number): Promise<NodeSide> {
+    const client = await ControlClient.connect(pid);
+    try {
+      const subbuf = Number(String(await client.request('read', 'buffer_subbuf_size_kb')).trim()) * 1024;
+      if (subbuf !== pageSize) throw new Error(`process ${pid} uses ${subbuf}-byte sub-buffers, the kernel ${pageSize}: set its buffer_subbuf_size_kb`);
+      const clock = /\[([^\]]+)\]/.exec(String(await client.request('read', 'trace_clock')))?.[1] ?? 'local';
+      await client.request('write', 'trace_clock', { data: 'mono' });
+      const cpus = ((await client.request('readdir', 'per_cpu')) as string[]).length;
+      return new NodeSide(client, pid, clock, cpus);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  /** Drain what the process still holds, and read its event formats. */
+  async finish(): Promise<void> {
+    await Promise.all(this.finishers.map((finish) => finish()));
+    const roots = new Set(['enable', 'header_page', 'header_event', 'ftrace']);
+    for (const system of (await this.client.request('readdir', 'events')) as string[]) {
+      if (roots.has(system)) continue;
+      const formats: string[] = [];
+      for (const event of (await this.client.request('readdir', `events/${system}`)) as string[]) {
+        if (event === 'filter' || event === 'enable') continue;
+        formats.push(String(await this.client.request('read', `events/${system}/${event}/format`)));
+      }
+      this.formats.push({ name: system, formats });
+    }
+  }
+
+  /** Put the process beside the kernel in a file: its own buffer, its formats, its name. */
+  addTo(content: TraceDatContent): void {
+    const cpuCount = Math.max(content.cpuCount, this.pages.length);
+    const pad = (cpus: CpuPages[]) => [...cpus, ...Array.from({ length: cpuCount - cpus.length }, () => new Uint8Array(0))];
+    content.buffers = content.buffers.map((b) => ({ ...b, cpus: pad(b.cpus) }));
+    content.buffers.push({ name: `node-${this.pid}`, clock: 'mono', cpus: pad(this.pages.map((list) => Buffer.concat(list))) });
+    content.cpuCount = cpuCount;
+    content.systems = [...content.systems, ...this.formats];
+    let comm = 'node';
+    try {
+      comm = readFileSync(`/proc/${this.pid}/comm`, 'utf8').trim() || comm;
+    } catch {
+      // the process is gone: keep the generic name
+    }
+    content.cmdlines += `${this.pid} ${comm}\n`;
+  }
+
+  /** Put the process's clock back and let go of the connection. */
+  async close(): Promise<void> {
+    try {
+      await this.client.request('write', 'trace_clock', { data: this.previousClock });
+    } finally {
+      this.client.close();
     }
   }
 }

@@ -62,6 +62,8 @@ export class EventList {
 }
 
 const MAX_RETRIES = 1000;
+const RB_MISSED_EVENTS = 2 ** 31;
+const RB_MISSED_STORED = 2 ** 30;
 
 /**
  * Copy page `slot` into `out` if its sequence number is stable across the copy. Returns the
@@ -182,6 +184,33 @@ export class RingConsumer {
       }
     }
     return false;
+  }
+
+  /**
+   * The next claimed events as one sub-buffer page, as trace_pipe_raw hands pages out: the
+   * events of one ring page (or those committed so far on the page being written), and, when
+   * events were overwritten since the last delivery, the kernel's missed-events flags with
+   * the count stored after the data where it fits. Null when there is nothing new.
+   */
+  takePage(): Uint8Array | null {
+    if (this.hasPending || !this.fill()) return null;
+    const copy = RingView.create({ pages: 2, subbuf: this.view.subbuf, overwrite: false });
+    writeEvents(this.pending, new RingWriter(copy));
+    this.next = this.pending.count;
+    const at = copy.pageOffset(0);
+    const page = copy.u8.slice(at, at + copy.subbuf);
+    if (this.lost > 0) {
+      const dv = new DataView(page.buffer);
+      const size = dv.getUint32(COMMIT_OFFSET, true) & COMMIT_SIZE_MASK;
+      let flags = RB_MISSED_EVENTS;
+      if (SUBBUF_HEADER + size + 8 <= page.length) {
+        dv.setBigUint64(SUBBUF_HEADER + size, BigInt(this.lost), true);
+        flags |= RB_MISSED_STORED;
+      }
+      dv.setUint32(COMMIT_OFFSET, (size | flags) >>> 0, true);
+      this.lost = 0;
+    }
+    return page;
   }
 
   /** Consume everything currently in the ring without delivering it (a clear). */

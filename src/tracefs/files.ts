@@ -7,7 +7,7 @@ import { fail } from '../errno.js';
 import type { EventRegistry } from '../events/registry.js';
 import type { ControlBlock } from '../instance/control.js';
 import { enableable, readSetEvent, writeSetEvent } from '../instance/enable.js';
-import type { Instance, PipeReader } from '../instance/instance.js';
+import type { Instance, PipeReader, RawPipe } from '../instance/instance.js';
 import type { ThreadContext } from '../instance/thread.js';
 import { parseBool, parseUnsigned, parseWord } from './parse.js';
 
@@ -21,6 +21,8 @@ export interface FileNode {
   staleErrno?: 'ENODEV';
   /** A consuming reader (trace_pipe). */
   pipe?: () => PipeReader;
+  /** A consuming reader of raw pages (trace_pipe_raw). */
+  raw?: () => RawPipe;
   /** The instance an open file of this kind keeps from being removed. */
   pins?: Instance;
 }
@@ -124,6 +126,17 @@ export function resolveFile(state: TracerState, path: string): FileNode {
           read: () => instance.clockText(),
           write: (d) => (instance.setClock(parseWord(d, 'trace_clock')), state.main.refresh(), bytes(d)),
         };
+      case 'buffer_percent':
+        return {
+          pins: instance,
+          read: () => `${instance.bufferPercent}\n`,
+          write: (d) => {
+            const percent = parseUnsigned(d, 'buffer_percent');
+            if (percent > 100) fail('EINVAL', 'buffer_percent is 0 to 100');
+            instance.bufferPercent = percent;
+            return bytes(d);
+          },
+        };
       case 'current_tracer':
         return {
           pins: instance,
@@ -169,6 +182,8 @@ export function resolveFile(state: TracerState, path: string): FileNode {
         return { pins: instance, read: () => instance.traceText(cpu), write: (d) => bytes(d), truncate: () => instance.clear(cpu) };
       case 'trace_pipe':
         return { pins: instance, pipe: () => instance.openPipe(cpu) };
+      case 'trace_pipe_raw':
+        return { pins: instance, raw: () => instance.openRawPipe(cpu) };
       case 'stats':
         return { pins: instance, read: () => instance.statsText(cpu) };
       case 'buffer_size_kb':

@@ -5,7 +5,9 @@
  *
  * Protocol: one JSON object a line each way. A request `{id, op, path, data?, mode?, uid?, gid?}`
  * gets `{id, ok: true, result}` or `{id, ok: false, code, message}` (code: the errno name). The
- * `pipe` op streams `{id, data}` lines of trace_pipe until the client goes away.
+ * `pipe` op streams `{id, data}` lines of trace_pipe until the client goes away; `raw` streams
+ * `{id, page}` (base64) sub-buffer pages of a trace_pipe_raw as buffer_percent lets them go,
+ * until a `flush` request with the same id drains the rest regardless and answers `{id, done}`.
  */
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -14,7 +16,9 @@ import { join } from 'node:path';
 import type { MountSource, SourceFile } from './fuse.js';
 import type { ControlTree, Stat } from './tree.js';
 
-export type ControlOp = 'read' | 'write' | 'append' | 'truncate' | 'readdir' | 'stat' | 'mkdir' | 'rmdir' | 'unlink' | 'chmod' | 'chown' | 'pipe';
+export type ControlOp =
+  | 'read' | 'write' | 'append' | 'truncate' | 'readdir' | 'stat' | 'mkdir' | 'rmdir' | 'unlink' | 'chmod' | 'chown'
+  | 'pipe' | 'raw' | 'flush';
 
 export interface ControlRequest {
   id: number;
@@ -68,24 +72,39 @@ function handle(backend: SocketBackend, req: ControlRequest): unknown {
   }
 }
 
-function streamPipe(backend: SocketBackend, req: ControlRequest, socket: Socket, send: (msg: object) => void): void {
+function errorReply(id: number, err: unknown): object {
+  return { id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message };
+}
+
+/**
+ * Stream trace_pipe text (`raw` false) or trace_pipe_raw pages (`raw` true) until the client
+ * goes. Returns the flush: send what is left, buffer_percent aside, then `{id, done}`.
+ */
+function stream(backend: SocketBackend, req: ControlRequest, socket: Socket, send: (msg: object) => void, raw: boolean): (() => void) | null {
   let file: ReturnType<ControlTree['open']>;
   try {
     file = backend.tree.open(req.path);
-    if (!file.isPipe) {
+    if (raw ? !file.isRaw : !file.isPipe) {
       file.close();
-      throw Object.assign(new Error(`${req.path} is not a pipe`), { code: 'EINVAL' });
+      throw Object.assign(new Error(`${req.path} is not ${raw ? 'trace_pipe_raw' : 'a pipe'}`), { code: 'EINVAL' });
     }
   } catch (err) {
-    send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
-    return;
+    send(errorReply(req.id, err));
+    return null;
   }
-  const timer = setInterval(() => {
-    try {
+  const pump = (force: boolean) => {
+    if (!raw) {
       const data = file.read();
       if (data) send({ id: req.id, data });
+      return;
+    }
+    for (let page = file.readPage(force); page; page = file.readPage(force)) send({ id: req.id, page: Buffer.from(page).toString('base64') });
+  };
+  const timer = setInterval(() => {
+    try {
+      pump(false);
     } catch (err) {
-      send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
+      send(errorReply(req.id, err));
       stop();
     }
   }, PIPE_POLL_MS);
@@ -94,6 +113,11 @@ function streamPipe(backend: SocketBackend, req: ControlRequest, socket: Socket,
     file.close();
   };
   socket.once('close', stop);
+  return () => {
+    pump(true);
+    send({ id: req.id, done: true });
+    stop();
+  };
 }
 
 /** Start serving the tree on the process's control socket. */
@@ -112,6 +136,7 @@ export async function listen(backend: SocketBackend, path = socketPath()): Promi
     socket.on('close', () => sockets.delete(socket));
     socket.setEncoding('utf8');
     let buffered = '';
+    const flushers = new Map<number, () => void>();
     const send = (msg: object) => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(msg)}\n`);
     };
@@ -134,14 +159,22 @@ export async function listen(backend: SocketBackend, path = socketPath()): Promi
           send({ id: 0, ok: false, code: 'EINVAL', message: 'not a request' });
           continue;
         }
-        if (req.op === 'pipe') {
-          streamPipe(backend, req, socket, send);
+        if (req.op === 'pipe' || req.op === 'raw') {
+          const flush = stream(backend, req, socket, send, req.op === 'raw');
+          if (flush) flushers.set(req.id, flush);
+          continue;
+        }
+        if (req.op === 'flush') {
+          const flush = flushers.get(req.id);
+          flushers.delete(req.id);
+          if (flush) flush();
+          else send({ id: req.id, ok: false, code: 'EINVAL', message: 'no raw stream with that id' });
           continue;
         }
         try {
           send({ id: req.id, ok: true, result: handle(backend, req) });
         } catch (err) {
-          send({ id: req.id, ok: false, code: (err as { code?: string }).code ?? 'EIO', message: (err as Error).message });
+          send(errorReply(req.id, err));
         }
       }
     });
@@ -170,6 +203,8 @@ interface Reply {
   code?: string;
   message?: string;
   data?: string;
+  page?: string;
+  done?: boolean;
 }
 
 /** A client of a process's control socket. */
@@ -205,7 +240,29 @@ export class ControlClient {
     });
   }
 
-  request(op: Exclude<ControlOp, 'pipe'>, path: string, extra: Partial<ControlRequest> = {}): Promise<unknown> {
+  /**
+   * Stream a trace_pipe_raw's pages to `onPage`. Returns `finish()`, which drains what is left
+   * (buffer_percent aside) and resolves when the last page has arrived.
+   */
+  rawPages(path: string, onPage: (page: Uint8Array) => void): () => Promise<void> {
+    const id = this.nextId++;
+    let done: (() => void) | null = null;
+    let failure: Error | null = null;
+    this.waiting.set(id, (msg) => {
+      if (msg.page !== undefined) return onPage(Buffer.from(msg.page, 'base64'));
+      this.waiting.delete(id);
+      if (!msg.done) failure = Object.assign(new Error(msg.message ?? msg.code), { code: msg.code });
+      done?.();
+    });
+    this.socket.write(`${JSON.stringify({ id, op: 'raw', path })}\n`);
+    return () => new Promise<void>((resolve, reject) => {
+      if (failure) return reject(failure);
+      done = () => (failure ? reject(failure) : resolve());
+      this.socket.write(`${JSON.stringify({ id, op: 'flush', path })}\n`);
+    });
+  }
+
+  request(op: Exclude<ControlOp, 'pipe' | 'raw' | 'flush'>, path: string, extra: Partial<ControlRequest> = {}): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, (msg) => {

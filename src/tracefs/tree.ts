@@ -9,7 +9,7 @@
  * directories 0755 with stable unique numbers, eventfs files all sharing one number.
  */
 import { fail } from '../errno.js';
-import type { Instance, PipeReader } from '../instance/instance.js';
+import type { Instance, PipeReader, RawPipe } from '../instance/instance.js';
 import {
   EVENTFS_FILE_INO, EVENT_ENTRIES, EventCatalog, EventfsTexts, MODE_EVENTFS_DIR, MODE_RO, MODE_RW, ROOT_ENTRIES, SYSTEM_ENTRIES,
   eventDirIno, systemDirIno, type Entry, type EntryContext,
@@ -32,6 +32,7 @@ export interface Stat {
 /** Files of every instance directory, in the kernel's order; `top` only at the top level. */
 const INSTANCE_FILES: { name: string; mode: number; top?: boolean }[] = [
   { name: 'available_events', mode: MODE_RO, top: true },
+  { name: 'buffer_percent', mode: MODE_RW },
   { name: 'buffer_size_kb', mode: MODE_RW },
   { name: 'buffer_subbuf_size_kb', mode: MODE_RW },
   { name: 'buffer_total_size_kb', mode: MODE_RO },
@@ -51,6 +52,7 @@ const PER_CPU_FILES: { name: string; mode: number }[] = [
   { name: 'stats', mode: MODE_RO },
   { name: 'trace', mode: MODE_RW },
   { name: 'trace_pipe', mode: MODE_RO },
+  { name: 'trace_pipe_raw', mode: MODE_RO },
 ];
 const DIR_MODE = 0o750;
 const ROOT_MODE = 0o700;
@@ -327,6 +329,7 @@ export class TraceFile implements AsyncIterable<string> {
   private readonly instance: Instance | null;
   private readonly release: () => void;
   private readonly pipe: PipeReader | null;
+  private readonly raw: RawPipe | null;
   private isOpen = true;
   private pinned: Instance | undefined;
 
@@ -335,6 +338,7 @@ export class TraceFile implements AsyncIterable<string> {
     this.instance = instance;
     this.release = release;
     this.pipe = node.pipe ? node.pipe() : null;
+    this.raw = node.raw ? node.raw() : null;
     this.pinned = node.pins;
     if (this.pinned) this.pinned.openFiles++;
   }
@@ -352,8 +356,19 @@ export class TraceFile implements AsyncIterable<string> {
   read(): string {
     this.check();
     if (this.pipe) return this.pipe.readAvailable();
-    if (!this.node.read) fail('EINVAL', 'file is not readable');
+    if (!this.node.read) fail('EINVAL', this.raw ? 'trace_pipe_raw holds binary pages: use readPage()' : 'file is not readable');
     return this.node.read();
+  }
+
+  get isRaw(): boolean {
+    return this.raw !== null;
+  }
+
+  /** trace_pipe_raw: the next page, or null; `force` ignores buffer_percent (a final drain). */
+  readPage(force = false): Uint8Array | null {
+    this.check();
+    if (!this.raw) fail('EINVAL', 'not a raw pipe');
+    return this.raw.readPage(force);
   }
 
   /** Lines of trace_pipe as they arrive (ends when closed). */
