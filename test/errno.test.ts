@@ -41,10 +41,13 @@ const CASES: Case[] = [
   ['set_event', '!sched:sched_switch', 'ok'], ['set_event', '\n', 'ok'], ['set_event', 'sched_switch', 'ok'],
   ['set_event', 'nosuch:nosuch', 'EINVAL'], ['set_event', '!sched_switch', 'ok'],
   ['trace', 'ignored', 'ok'],
+  ['buffer_percent', '30', 'ok'], ['buffer_percent', '101', 'EINVAL'], ['buffer_percent', 'abc', 'EINVAL'],
+  ['buffer_percent', '-1', 'EINVAL'], ['buffer_percent', ' 5', 'EINVAL'], ['buffer_percent', '0', 'ok'], ['buffer_percent', '50', 'ok'],
+  ['error_log', 'x', 'ok'],
 ];
 
 /** Files whose contents mean the same in both, so the readback after each write must agree. */
-const SAME_READBACK = new Set(['tracing_on', 'buffer_size_kb', 'buffer_subbuf_size_kb', 'current_tracer', 'events/sched/sched_switch/enable']);
+const SAME_READBACK = new Set(['tracing_on', 'buffer_size_kb', 'buffer_subbuf_size_kb', 'current_tracer', 'events/sched/sched_switch/enable', 'buffer_percent']);
 
 function ours(): (path: string, data: string) => [string, string] {
   const tracer = new Tracer();

@@ -164,3 +164,16 @@ test('FUSE: a process killed with its mount leaves no stale mount behind', async
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('FUSE: trace_pipe_raw gives whole sub-buffer pages once buffer_percent allows', async (t) => {
+  if (!needFuse(t)) return;
+  await withMount(async (dir, tracer) => {
+    tracer.write('events/http/enable', '1');
+    tracer.write('buffer_percent', '0');
+    const request = tracer.defineEvent('http', 'request', { status: 'u16' });
+    for (let i = 0; i < 100; i++) request.emit({ status: 200 });
+    const r = await sh(dir, 'timeout -s INT 1 head -c 4096 per_cpu/cpu0/trace_pipe_raw | od -A d -t u4 -j 8 -N 4');
+    // 100 events of 16 bytes (4-byte header, 8 common bytes, u16 status, padding) = 1600 committed.
+    assert.match(r.out, /^0000008 +1600\n/);
+  });
+});

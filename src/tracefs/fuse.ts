@@ -22,6 +22,9 @@ type MaybeAsync<T> = T | Promise<T>;
 /** An open file of a mount's source. A pipe's read gives what is there now ('' if nothing). */
 export interface SourceFile {
   readonly isPipe: boolean;
+  /** trace_pipe_raw: read hands out whole pages from readPage(). */
+  readonly isRaw?: boolean;
+  readPage?(): MaybeAsync<Uint8Array | null>;
   read(): MaybeAsync<string>;
   write(data: string): MaybeAsync<unknown>;
   truncate(): MaybeAsync<unknown>;
@@ -139,6 +142,15 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
     Promise.resolve().then(fn).then(() => cb(0), (err: unknown) => cb(errnoOf(err)));
   };
 
+  /** trace_pipe text or trace_pipe_raw pages: what is there next, or null to wait. */
+  const nextChunk = async (h: Handle): Promise<Buffer | null> => {
+    if (h.file.isRaw) {
+      const page = await h.file.readPage!();
+      return page ? Buffer.from(page) : null;
+    }
+    const text = await h.file.read();
+    return text ? Buffer.from(text, 'utf8') : null;
+  };
   const readPipe = (h: Handle, path: string, len: number, buf: Buffer, cb: (bytes: number) => void) => {
     let waited = 0;
     const attempt = () => {
@@ -149,12 +161,12 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
       waited += PIPE_POLL_MS;
       if (waited % INTERRUPT_CHECK_MS === 0 && !someoneWaits(dir, path)) return cb(-ERRNO.EINTR);
       if (h.pending.length === 0) {
-        Promise.resolve().then(() => h.file.read()).then((text) => {
-          if (text === '') {
+        nextChunk(h).then((chunk) => {
+          if (!chunk) {
             setTimeout(attempt, PIPE_POLL_MS);
             return;
           }
-          h.pending = Buffer.from(text, 'utf8');
+          h.pending = chunk;
           give();
         }, (err: unknown) => cb(errnoOf(err)));
         return;
@@ -203,7 +215,7 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
     read(path, fd, buf, len, pos, cb) {
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
-      if (h.file.isPipe) return readPipe(h, path, len, buf, cb);
+      if (h.file.isPipe || h.file.isRaw) return readPipe(h, path, len, buf, cb);
       Promise.resolve()
         .then(async () => {
           if (h.text === null || pos === 0) h.text = Buffer.from(await h.file.read(), 'utf8');
