@@ -11,7 +11,7 @@
  * - Never call the mount synchronously from this process: the request would wait for the very
  *   thread that is blocked making it.
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ERRNO } from '../errno.js';
 import type { FuseStat } from 'fuse-native';
@@ -126,6 +126,13 @@ interface Handle {
 
 export async function mountSource(source: MountSource, mountDir: string): Promise<Mount> {
   const dir = resolve(mountDir);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw Object.assign(new Error(`${dir}: no such directory to mount on`), { code: 'ENOENT' });
+  }
+  if (!isDir) throw Object.assign(new Error(`${dir}: not a directory`), { code: 'ENOTDIR' });
   let Fuse: typeof import('fuse-native').default;
   try {
     Fuse = (await import('fuse-native')).default;

@@ -9,7 +9,7 @@
  * `{id, page}` (base64) sub-buffer pages of a trace_pipe_raw as buffer_percent lets them go,
  * until a `flush` request with the same id drains the rest regardless and answers `{id, done}`.
  */
-import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,10 +124,10 @@ function stream(backend: SocketBackend, req: ControlRequest, socket: Socket, sen
 export async function listen(backend: SocketBackend, path = socketPath()): Promise<{ path: string; close(): Promise<void> }> {
   const dir = join(path, '..');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // A directory someone else made (or opened up) would expose the socket: refuse it.
-  const st = statSync(dir);
-  if (st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o077) !== 0) {
-    throw new Error(`${dir} must be owned by this user and mode 0700 (it is ${(st.mode & 0o777).toString(8)})`);
+  // A directory someone else made, opened up or pointed elsewhere would expose the socket: refuse it.
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o077) !== 0) {
+    throw new Error(`${dir} must be a directory owned by this user with mode 0700 (it is ${st.isDirectory() ? (st.mode & 0o777).toString(8) : 'not a directory'})`);
   }
   rmSync(path, { force: true });
   const sockets = new Set<Socket>();
