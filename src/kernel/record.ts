@@ -4,11 +4,11 @@
  * the workload runs, then everything put back and the file written.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { hostname, machine, release, type } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { writeTraceDat, type CpuPages, type TraceDatContent } from '../format/tracedat/writer.js';
+import { writeTraceDat, type CpuPages, type FilePages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { ControlClient } from '../tracefs/socket.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
@@ -70,45 +70,57 @@ const RB_MISSED_EVENTS = 1 << 31;
 const RB_MISSED_STORED = 1 << 30;
 const COMMIT_SIZE_MASK = ~(3 << 30);
 
-/** One CPU's trace_pipe_raw, read without blocking into page-sized slots of large chunks. */
+/**
+ * One CPU's trace_pipe_raw, read without blocking a page at a time into a buffer, and spooled
+ * to a file beside the output (as trace-cmd's trace.dat.cpuN), so a long recording does not
+ * have to fit in memory.
+ */
 class CpuPipe {
   readonly cpu: number;
   private readonly fd: number;
   private readonly pageSize: number;
-  private chunks: Buffer[] = [];
-  private used = CHUNK_PAGES;
+  private readonly chunk: Buffer;
+  private readonly spool: string;
+  private readonly spoolFd: number;
+  private spooled = 0;
   readonly figures: CpuFigures;
 
-  constructor(inst: KernelInstance, cpu: number, pageSize: number) {
+  constructor(inst: KernelInstance, cpu: number, pageSize: number, spoolDir: string) {
     this.cpu = cpu;
     this.pageSize = pageSize;
+    this.chunk = Buffer.alloc(CHUNK_PAGES * pageSize);
+    this.spool = join(spoolDir, `cpu${cpu}`);
+    this.spoolFd = openSync(this.spool, 'w', 0o600);
     this.fd = openSync(inst.path(`per_cpu/cpu${cpu}/trace_pipe_raw`), constants.O_RDONLY | constants.O_NONBLOCK);
     this.figures = { cpu, pages: 0, bytes: 0, lost: 0, lostUnknown: 0, stats: new Map() };
   }
 
-  /** Read what the CPU has (at most `limit` pages); returns the pages read. */
+  /** Read what the CPU has (at most `limit` pages) and spool it; returns the pages read. */
   drain(limit: number): number {
-    let n = 0;
-    while (n < limit) {
-      if (this.used === CHUNK_PAGES) {
-        this.chunks.push(Buffer.alloc(CHUNK_PAGES * this.pageSize));
-        this.used = 0;
+    let total = 0;
+    while (total < limit) {
+      let n = 0;
+      for (; n < CHUNK_PAGES && total + n < limit; n++) {
+        const at = n * this.pageSize;
+        let got: number;
+        try {
+          got = readSync(this.fd, this.chunk, at, this.pageSize, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+          throw err;
+        }
+        if (got === 0) break;
+        // A short read still takes a page's room: whole pages are what the file holds.
+        this.chunk.fill(0, at + got, at + this.pageSize);
+        this.account(this.chunk, at);
       }
-      const chunk = this.chunks[this.chunks.length - 1]!;
-      const at = this.used * this.pageSize;
-      let got: number;
-      try {
-        got = readSync(this.fd, chunk, at, this.pageSize, null);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
-        throw err;
-      }
-      if (got === 0) break;
-      this.account(chunk, at);
-      this.used++;
-      n++;
+      if (n === 0) break;
+      writeSync(this.spoolFd, this.chunk, 0, n * this.pageSize);
+      this.spooled += n * this.pageSize;
+      total += n;
+      if (n < CHUNK_PAGES) break;
     }
-    return n;
+    return total;
   }
 
   private account(page: Buffer, at: number): void {
@@ -124,11 +136,9 @@ class CpuPipe {
     }
   }
 
-  /** Everything read, as whole pages. */
-  data(): Uint8Array {
-    const last = this.chunks.length - 1;
-    const parts = this.chunks.map((c, i) => (i === last ? c.subarray(0, this.used * this.pageSize) : c));
-    return Buffer.concat(parts);
+  /** Everything read, as the spool file's whole pages. */
+  data(): FilePages {
+    return { path: this.spool, size: this.spooled };
   }
 
   /** The CPU's stats file text at the end of the recording. */
@@ -141,6 +151,7 @@ class CpuPipe {
 
   close(): void {
     closeSync(this.fd);
+    closeSync(this.spoolFd);
   }
 }
 
@@ -178,6 +189,7 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
   let exit: number | string | undefined;
   const wasOn = inst.read('tracing_on').trim();
   let node: NodeSide | null = null;
+  let spoolDir: string | null = null;
   try {
     inst.write('tracing_on', '0');
     if (options.pid !== undefined) {
@@ -195,7 +207,8 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
       if (before !== '1') inst.write(file, '1');
     }
     const pageSize = inst.subbufSize();
-    for (const cpu of inst.cpus()) pipes.push(new CpuPipe(inst, cpu, pageSize));
+    spoolDir = mkdtempSync(join(dirname(resolve(options.output)), '.nftrace-spool-'));
+    for (const cpu of inst.cpus()) pipes.push(new CpuPipe(inst, cpu, pageSize, spoolDir));
     inst.write('tracing_on', '1');
     exit = await runWorkload(options, pipes, log, names);
     inst.write('tracing_on', '0');
@@ -212,6 +225,7 @@ export async function recordKernel(options: RecordOptions): Promise<RecordResult
     return { file: options.output, fileBytes, cpus: pipes.map((p) => p.figures), events: names, exit };
   } finally {
     for (const pipe of pipes) pipe.close();
+    if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
     await node?.close().catch((err: Error) => log(`nftrace: process ${options.pid}: ${err.message}`));
     // Put back what we changed even when recording failed; report, but don't mask, errors.
     const undo = (fn: () => void) => {
@@ -356,7 +370,7 @@ function fileContent(
 ): TraceDatContent {
   const top = fs.top;
   const cpuCount = pipes.length ? pipes[pipes.length - 1]!.cpu + 1 : 0;
-  const cpus: Uint8Array[] = Array.from({ length: cpuCount }, () => new Uint8Array(0));
+  const cpus: CpuPages[] = Array.from({ length: cpuCount }, () => new Uint8Array(0));
   for (const pipe of pipes) cpus[pipe.cpu] = pipe.data();
   const clock = inst.clock();
   const named = bufferName !== undefined;

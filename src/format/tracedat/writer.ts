@@ -4,6 +4,7 @@
  * and per buffer and CPU the raw sub-buffer pages, so kernel recordings and nftrace snapshots go
  * through the same code.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { codecFor, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
@@ -22,15 +23,48 @@ export interface TraceDatContent
   version?: string;
 }
 
-/** One CPU's data: whole pages, in one array or as pieces written one after another without joining. */
-export type CpuPages = Uint8Array | readonly Uint8Array[];
+/** Pages kept in a file (a recording's per-CPU spool), copied into the trace.dat without loading them whole. */
+export interface FilePages {
+  path: string;
+  size: number;
+}
 
-function pieces(d: CpuPages): readonly Uint8Array[] {
-  return d instanceof Uint8Array ? [d] : d;
+type Piece = Uint8Array | FilePages;
+
+/** One CPU's data: whole pages, in one array, as pieces written one after another, or in a file. */
+export type CpuPages = Uint8Array | readonly Uint8Array[] | FilePages;
+
+function pieces(d: CpuPages): readonly Piece[] {
+  return d instanceof Uint8Array || !Array.isArray(d) ? [d as Piece] : d;
+}
+
+function pieceLength(p: Piece): number {
+  return p instanceof Uint8Array ? p.length : p.size;
 }
 
 function byteLength(d: CpuPages): number {
-  return d instanceof Uint8Array ? d.length : d.reduce((n, p) => n + p.length, 0);
+  return pieces(d).reduce((n, p) => n + pieceLength(p), 0);
+}
+
+const COPY_CHUNK = 1 << 20;
+
+/** A file piece's bytes, `COPY_CHUNK` at a time. */
+function* fileChunks(p: FilePages, chunk = COPY_CHUNK): Generator<Uint8Array> {
+  const fd = openSync(p.path, 'r');
+  try {
+    for (let at = 0; at < p.size; at += chunk) {
+      const buf = Buffer.alloc(Math.min(chunk, p.size - at));
+      const got = readSync(fd, buf, 0, buf.length, at);
+      if (got !== buf.length) throw new Error(`${p.path}: ${p.size} bytes expected, the file ends at ${at + got}`);
+      yield buf;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function materialize(p: Piece): Uint8Array {
+  return p instanceof Uint8Array ? p : Buffer.concat([...fileChunks(p)]);
 }
 
 export interface WriteOptions {
@@ -40,12 +74,12 @@ export interface WriteOptions {
 
 /** Little-endian byte builder. */
 class Out {
-  private chunks: Uint8Array[] = [];
+  private chunks: Piece[] = [];
   length = 0;
 
-  bytes(b: Uint8Array): this {
+  bytes(b: Piece): this {
     this.chunks.push(b);
-    this.length += b.length;
+    this.length += pieceLength(b);
     return this;
   }
 
@@ -79,11 +113,12 @@ class Out {
   patchU64(at: number, v: number): void {
     let start = 0;
     for (const c of this.chunks) {
-      if (at < start + c.length) {
+      if (at < start + pieceLength(c)) {
+        if (!(c instanceof Uint8Array)) break;
         new DataView(c.buffer, c.byteOffset, c.byteLength).setBigUint64(at - start, BigInt(v), true);
         return;
       }
-      start += c.length;
+      start += pieceLength(c);
     }
     throw new RangeError(`no byte ${at}`);
   }
@@ -95,11 +130,11 @@ class Out {
   }
 
   done(): Uint8Array {
-    return Buffer.concat(this.chunks, this.length);
+    return Buffer.concat(this.chunks.map(materialize), this.length);
   }
 
   /** The pieces as added, for writing without joining them first. */
-  parts(): Uint8Array[] {
+  parts(): Piece[] {
     return this.chunks;
   }
 }
@@ -152,23 +187,37 @@ function commonOptions(o: Out, c: TraceDatContent): void {
   for (const stat of c.cpuStats ?? []) stringOption(o, OPT.CPUSTAT, stat);
 }
 
+/** Write a trace.dat (mode 0600) piece by piece: CPU data is never joined, spooled pages are copied. */
 export async function writeTraceDat(path: string, content: TraceDatContent, options: WriteOptions): Promise<number> {
   const parts = await encodeParts(content, options);
   const file = await open(path, 'w', 0o600);
   try {
+    let batch: Uint8Array[] = [];
     // writev takes at most IOV_MAX buffers a call on some systems.
-    for (let i = 0; i < parts.length; i += 1024) await file.writev(parts.slice(i, i + 1024));
+    const flush = async () => {
+      for (let i = 0; i < batch.length; i += 1024) await file.writev(batch.slice(i, i + 1024));
+      batch = [];
+    };
+    for (const part of parts) {
+      if (part instanceof Uint8Array) {
+        batch.push(part);
+        continue;
+      }
+      await flush();
+      for (const chunk of fileChunks(part)) await file.write(chunk);
+    }
+    await flush();
   } finally {
     await file.close();
   }
-  return parts.reduce((n, p) => n + p.length, 0);
+  return parts.reduce((n, p) => n + pieceLength(p), 0);
 }
 
 export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array> {
-  return Buffer.concat(await encodeParts(c, options));
+  return Buffer.concat((await encodeParts(c, options)).map(materialize));
 }
 
-async function encodeParts(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array[]> {
+async function encodeParts(c: TraceDatContent, options: WriteOptions): Promise<Piece[]> {
   for (const b of c.buffers) {
     if (b.cpus.length !== c.cpuCount) throw new Error(`buffer '${b.name}' has ${b.cpus.length} CPUs, the file ${c.cpuCount}`);
     for (const pages of b.cpus) if (byteLength(pages) % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
@@ -234,19 +283,24 @@ function sectionBytes(id: number, stringId: number, body: Uint8Array, codec: Cod
 
 /** Trace data of one CPU in a v7 file: raw pages, or chunks of up to 10 pages compressed. */
 function cpuBytes(data: CpuPages, pageSize: number, codec: Codec | null): CpuPages {
-  if (!codec || byteLength(data) === 0) return data;
-  const pages = data instanceof Uint8Array ? data : Buffer.concat(data);
+  const size = byteLength(data);
+  if (!codec || size === 0) return data;
   const chunk = 10 * pageSize;
-  const o = new Out().u32(Math.ceil(pages.length / chunk));
-  for (let at = 0; at < pages.length; at += chunk) {
-    const part = pages.subarray(at, Math.min(at + chunk, pages.length));
+  const o = new Out().u32(Math.ceil(size / chunk));
+  const compress = (part: Uint8Array) => {
     const packed = codec.compress(part);
     o.u32(packed.length).u32(part.length).bytes(packed);
+  };
+  if (!(data instanceof Uint8Array) && !Array.isArray(data)) {
+    for (const part of fileChunks(data as FilePages, chunk)) compress(part);
+  } else {
+    const pages = data instanceof Uint8Array ? data : Buffer.concat(data as readonly Uint8Array[]);
+    for (let at = 0; at < pages.length; at += chunk) compress(pages.subarray(at, Math.min(at + chunk, pages.length)));
   }
   return o.done();
 }
 
-function encodeV7(c: TraceDatContent, codec: Codec | null): Uint8Array[] {
+function encodeV7(c: TraceDatContent, codec: Codec | null): Piece[] {
   const strings = new Out();
   const stringIds = new Map<string, number>();
   const stringId = (s: string) => {
