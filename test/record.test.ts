@@ -208,6 +208,13 @@ test('record -P: a Node process\'s buffers beside the kernel\'s CPUs in one trac
       execFile(process.execPath, [CLI, 'ctl', String(child.pid), 'trace_clock'], (_e, out) => resolve(out));
     });
     assert.match(clock, /\[local\]/, 'the process\'s clock is put back');
+    // The process alone, no kernel events.
+    const alone = join(dir, 'alone.dat');
+    const r2 = spawnSync(process.execPath, [CLI, 'record', '-P', String(child.pid), '--duration', '0.5', '-o', alone], { encoding: 'utf8' });
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.match(r2.stderr, new RegExp(`recording process ${child.pid} for 0.5 s`));
+    const lines = traceCmd(['report', '-i', alone]).trimEnd().split('\n').slice(1);
+    assert.ok(lines.length > 10 && lines.every((l) => l.startsWith(`node-${child.pid}: `)));
   } finally {
     child.kill();
     rmSync(dir, { recursive: true, force: true });

@@ -44,7 +44,7 @@ const COMMANDS = {
     },
   },
   record: {
-    usage: `Usage: nftrace record -e EVENT [-e EVENT ...] [options] [-- COMMAND [ARGS...]]
+    usage: `Usage: nftrace record -e EVENT [-e EVENT ...] | -P PID [options] [-- COMMAND [ARGS...]]
 
 Records the kernel's events (root) in a private instance, or in -B's, reading every CPU's
 trace_pipe_raw until COMMAND exits, --duration passes, or Ctrl-C; then disables what it
@@ -238,10 +238,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'record': {
       const events = list('event');
-      if (!events?.length) throw new UsageError('record needs at least one -e EVENT');
+      if (!events?.length && str('pid') === undefined) throw new UsageError('record needs at least one -e EVENT (or -P PID)');
       const version = Number(oneOf('file-version', str('file-version'), ['6', '7'], '7')) as 6 | 7;
       return runRecord({
-        events,
+        events: events ?? [],
         instance: str('buffer'),
         bufferKb: str('buffer-kb') === undefined ? undefined : positiveInt('buffer-kb (-b)', str('buffer-kb'), 0),
         pid: str('pid') === undefined ? undefined : positiveInt('pid (-P)', str('pid'), 0),

@@ -328,7 +328,8 @@ async function runWorkload(options: RecordOptions, pipes: CpuPipe[], log: (line:
   if (options.durationSec !== undefined) timer = setTimeout(() => stop.abort(), options.durationSec * 1000);
   let exit: number | string | undefined;
   let failed: Error | undefined;
-  const what = names.length > 3 ? `${names.length} events` : names.join(', ');
+  const kernelWhat = names.length > 3 ? `${names.length} events` : names.join(', ');
+  const what = options.pid === undefined ? kernelWhat : `${kernelWhat ? `${kernelWhat} and ` : ''}process ${options.pid}`;
   if (options.command?.length) {
     const [file, ...args] = options.command;
     const child = spawn(file!, args, { stdio: 'inherit' });
