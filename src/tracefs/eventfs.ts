@@ -17,7 +17,7 @@ import type { EventRegistry } from '../events/registry.js';
 import { enableState, enableable, setEnabled } from '../instance/enable.js';
 import type { Instance } from '../instance/instance.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
-import type { FileNode, TracerState } from './files.js';
+import { bytes, type FileNode, type TracerState } from './files.js';
 import { parseBool } from './parse.js';
 
 /** The inode number every eventfs file shares, as in the kernel. */
@@ -37,7 +37,8 @@ const TRIGGER_HELP = '# Available triggers:\n# traceon traceoff snapshot stacktr
 export interface EntryContext {
   state: TracerState;
   instance: Instance;
-  texts: EventfsTexts;
+  /** The instance's filter/trigger texts, made when a filter or trigger file is first opened. */
+  texts: () => EventfsTexts;
   system?: string;
   event?: EventType;
 }
@@ -45,13 +46,15 @@ export interface EntryContext {
 export interface Entry {
   name: string;
   mode: number;
-  /** The file's operations, or null when this directory has no such file. */
-  open: (ctx: EntryContext) => FileNode | null;
+  /** Whether this directory has the file (absent: always); lookups and readdir ask only this. */
+  exists?: (ctx: EntryContext) => boolean;
+  /** The file's operations, made when it is opened. */
+  open: (ctx: EntryContext) => FileNode;
 }
 
-function bytes(data: string): number {
-  return Buffer.byteLength(data, 'utf8');
-}
+/** ftrace's system has no `filter` or `enable`, and ftrace/print has neither per event. */
+const notFtraceSystem = (ctx: EntryContext) => ctx.system !== 'ftrace';
+const notPrintEvent = (ctx: EntryContext) => ctx.event!.index !== 0;
 
 function enableNode(ctx: EntryContext, events: () => EventType[]): FileNode {
   const { control } = ctx.state;
@@ -65,7 +68,7 @@ function enableNode(ctx: EntryContext, events: () => EventType[]): FileNode {
 
 /** `filter` and `trigger` keep their text here until issue #6 gives them meaning. */
 function textNode(ctx: EntryContext, kind: 'filter' | 'trigger', key: string, pins: boolean): FileNode {
-  const { texts } = ctx;
+  const texts = ctx.texts();
   const empty = kind === 'filter' ? NO_FILTER : TRIGGER_HELP;
   return {
     pins: pins ? ctx.instance : undefined,
@@ -90,17 +93,13 @@ export const ROOT_ENTRIES: Entry[] = [
 ];
 
 export const SYSTEM_ENTRIES: Entry[] = [
-  { name: 'filter', mode: MODE_RW, open: (ctx) => (ctx.system === 'ftrace' ? null : textNode(ctx, 'filter', ctx.system!, true)) },
-  { name: 'enable', mode: MODE_RW, open: (ctx) => (ctx.system === 'ftrace' ? null : enableNode(ctx, () => enableable(ctx.state.registry, ctx.system))) },
+  { name: 'filter', mode: MODE_RW, exists: notFtraceSystem, open: (ctx) => textNode(ctx, 'filter', ctx.system!, true) },
+  { name: 'enable', mode: MODE_RW, exists: notFtraceSystem, open: (ctx) => enableNode(ctx, () => enableable(ctx.state.registry, ctx.system)) },
 ];
 
 export const EVENT_ENTRIES: Entry[] = [
-  {
-    name: 'enable',
-    mode: MODE_RW,
-    open: (ctx) => (ctx.event!.index === 0 ? null : enableNode(ctx, () => [ctx.event!])),
-  },
-  { name: 'filter', mode: MODE_RW, open: (ctx) => (ctx.event!.index === 0 ? null : textNode(ctx, 'filter', String(ctx.event!.index), true)) },
+  { name: 'enable', mode: MODE_RW, exists: notPrintEvent, open: (ctx) => enableNode(ctx, () => [ctx.event!]) },
+  { name: 'filter', mode: MODE_RW, exists: notPrintEvent, open: (ctx) => textNode(ctx, 'filter', String(ctx.event!.index), true) },
   { name: 'trigger', mode: MODE_RW, open: (ctx) => textNode(ctx, 'trigger', String(ctx.event!.index), false) },
   { name: 'format', mode: MODE_RO, open: (ctx) => ({ staleErrno: 'ENODEV', read: () => ctx.event!.formatFile() }) },
   { name: 'id', mode: MODE_RO, open: (ctx) => ({ read: () => `${ctx.event!.id}\n` }) },

@@ -37,7 +37,8 @@ export interface TracerState {
 
 export const NAME_MAX = 255;
 
-function bytes(data: string): number {
+/** What a control-file write reports as written: its UTF-8 length. */
+export function bytes(data: string): number {
   return Buffer.byteLength(data, 'utf8');
 }
 
@@ -62,18 +63,11 @@ export function splitPath(path: string): string[] {
   return parts;
 }
 
-/** Which instance a path is in, and the path inside it. */
-export function locate(state: TracerState, path: string): { instance: Instance; rest: string[] } {
-  const parts = splitPath(path);
-  if (parts[0] !== 'instances') return { instance: state.top, rest: parts };
-  if (parts.length < 2) fail('EISDIR', 'instances is a directory');
-  const instance = state.instances.get(parts[1]!);
-  if (!instance) noSuch(path);
-  return { instance, rest: parts.slice(2) };
-}
-
-export function resolveFile(state: TracerState, path: string): FileNode {
-  const { instance, rest } = locate(state, path);
+/**
+ * The operations of an instance's ordinary (non-eventfs) file, `rest` being its path inside the
+ * instance (the control tree has already found the instance and checked the name).
+ */
+export function resolveFile(state: TracerState, instance: Instance, rest: string[], path: string): FileNode {
   const { control, registry } = state;
   const slot = instance.slot;
   const [first, second, third] = rest;

@@ -81,6 +81,8 @@ interface InstanceTree {
   attrs: Map<string, Attrs>;
 }
 
+const exists = (e: Entry, c: EntryContext) => e.exists?.(c) ?? true;
+
 export class ControlTree {
   private readonly state: TracerState;
   readonly catalog: EventCatalog;
@@ -140,7 +142,7 @@ export class ControlTree {
     const plain = PLAIN_BASE + instance.slot * PLAIN_SPAN;
     const top = instance === this.state.top;
     const file = (key: string, index: number, mode: number): Found => ({
-      kind: 'file', ino: plain + index, mode, instance, key, open: () => resolveFile(this.state, path),
+      kind: 'file', ino: plain + index, mode, instance, key, open: () => resolveFile(this.state, instance, rest, path),
     });
     if (rest.length === 0) {
       return { kind: 'dir', ino: top ? ROOT_INO : plain, mode: top ? ROOT_MODE : DIR_MODE, instance, key: '', list: () => this.instanceChildren(instance) };
@@ -173,15 +175,14 @@ export class ControlTree {
   }
 
   private inEvents(instance: Instance, rest: string[], path: string): Found {
-    const texts = this.tree(instance).texts;
-    const ctx: EntryContext = { state: this.state, instance, texts };
+    const ctx: EntryContext = { state: this.state, instance, texts: () => this.tree(instance).texts };
     const plain = PLAIN_BASE + instance.slot * PLAIN_SPAN;
     const entryFile = (entries: Entry[], name: string, keyDir: string, c: EntryContext): Found | null => {
-      const entry = entries.find((e) => e.name === name);
-      if (!entry || !entry.open(c)) return null;
-      return { kind: 'file', ino: EVENTFS_FILE_INO, mode: entry.mode, instance, key: `${keyDir}/${name}`, open: () => entry.open(c)! };
+      const entry = entries.find((e) => e.name === name && exists(e, c));
+      if (!entry) return null;
+      return { kind: 'file', ino: EVENTFS_FILE_INO, mode: entry.mode, instance, key: `${keyDir}/${name}`, open: () => entry.open(c) };
     };
-    const visible = (entries: Entry[], c: EntryContext) => entries.filter((e) => e.open(c) !== null).map((e) => e.name);
+    const visible = (entries: Entry[], c: EntryContext) => entries.filter((e) => exists(e, c)).map((e) => e.name);
     if (rest.length === 0) {
       return {
         kind: 'dir', ino: plain + 30, mode: MODE_EVENTFS_DIR, instance, key: 'events',
@@ -221,8 +222,9 @@ export class ControlTree {
     fail('ENOENT', `${path}: no such file or directory`);
   }
 
+  /** chmod/chown kept for a path; looking does not make per-instance state. */
   private attrsOf(found: Found): Attrs | undefined {
-    return found.instance ? this.tree(found.instance).attrs.get(found.key) : this.rootAttrs.get(found.key);
+    return found.instance ? this.perInstance.get(found.instance)?.attrs.get(found.key) : this.rootAttrs.get(found.key);
   }
 
   // ---- operations ----------------------------------------------------------------------
