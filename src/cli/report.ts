@@ -2,9 +2,8 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { report } from '../format/report.js';
-import { OPT } from '../format/tracedat/layout.js';
-import { optionText, readTraceDatFile, type TraceDat } from '../format/tracedat/reader.js';
+import { report, statReport } from '../format/report.js';
+import { readTraceDatFile } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
 import { contentOf, writeTraceDat } from '../format/tracedat/writer.js';
 
@@ -24,32 +23,6 @@ async function writeLines(out: Writable, lines: Iterable<string>): Promise<void>
   for (const line of lines) {
     if (!out.write(`${line}\n`)) await once(out, 'drain');
   }
-}
-
-/**
- * `trace-cmd report --stat`: the kernel's per-CPU stats saved at record time, then where the
- * top-level buffer's data lies, if the file has one. For compressed data trace-cmd reports
- * the place and size of its decompressed copy, which starts one page in.
- */
-export function statReport(dat: TraceDat): string {
-  let text = `cpus=${dat.cpuCount}\n\nKernel buffer statistics:\n`
-    + '  Note: "entries" are the entries left in the kernel ring buffer and are not\n'
-    + '        recorded in the trace data. They should all be zero.\n\n';
-  const stats = dat.options.filter((o) => o.id === OPT.CPUSTAT);
-  for (const o of stats) text += `${optionText(o.data)}\n`;
-  text += stats.length ? '\n' : ' No stats in this file\n';
-  const top = dat.buffers.find((b) => b.name === '');
-  let unpackedAt = dat.pageSize;
-  for (const cpu of top?.cpus ?? []) {
-    let { offset, size } = cpu;
-    if (dat.compression !== 'none') {
-      size = dat.cpuData(top!, cpu).length;
-      offset = unpackedAt;
-      unpackedAt += size;
-    }
-    text += `CPU${cpu.cpu} data recorded at offset=0x${offset.toString(16)}\n    ${size} bytes in size\n`;
-  }
-  return text;
 }
 
 export async function runReport(args: ReportArgs, out: Writable): Promise<void> {

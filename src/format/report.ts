@@ -5,6 +5,7 @@
  */
 import type { CValue } from '../events/cexpr.js';
 import type { EventFormat } from '../events/kformat.js';
+import { cpuStatTexts, type TraceDat } from './tracedat/reader.js';
 import type { TraceDatEvents, TraceRecord } from './tracedat/records.js';
 
 export interface ReportOptions {
@@ -180,4 +181,30 @@ export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?
     if (wanted && !(r.event && (wanted.has(r.event.name) || wanted.has(`${r.event.system}:${r.event.name}`) || wanted.has(r.event.system)))) continue;
     yield reportLine(events, r, options);
   }
+}
+
+/**
+ * `trace-cmd report --stat`: the kernel's per-CPU stats saved at record time, then where the
+ * top-level buffer's data lies, if the file has one. For compressed data trace-cmd reports
+ * the place and size of its decompressed copy, which starts one page in.
+ */
+export function statReport(dat: TraceDat): string {
+  let text = `cpus=${dat.cpuCount}\n\nKernel buffer statistics:\n`
+    + '  Note: "entries" are the entries left in the kernel ring buffer and are not\n'
+    + '        recorded in the trace data. They should all be zero.\n\n';
+  const stats = cpuStatTexts(dat);
+  for (const stat of stats) text += `${stat}\n`;
+  text += stats.length ? '\n' : ' No stats in this file\n';
+  const top = dat.buffers.find((b) => b.name === '');
+  let unpackedAt = dat.pageSize;
+  for (const cpu of top?.cpus ?? []) {
+    let { offset, size } = cpu;
+    if (dat.compression !== 'none') {
+      size = dat.cpuData(top!, cpu).length;
+      offset = unpackedAt;
+      unpackedAt += size;
+    }
+    text += `CPU${cpu.cpu} data recorded at offset=0x${offset.toString(16)}\n    ${size} bytes in size\n`;
+  }
+  return text;
 }

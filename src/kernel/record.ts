@@ -5,10 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { hostname, machine, release, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { writeTraceDat, type CpuPages, type FilePages, type TraceDatContent } from '../format/tracedat/writer.js';
+import { cpuStatOptions, localUname, writeTraceDat, type CpuPages, type FilePages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { ControlClient } from '../tracefs/socket.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
@@ -375,9 +374,6 @@ function fileContent(
   for (const pipe of pipes) cpus[pipe.cpu] = pipe.data();
   const clock = inst.clock();
   const named = bufferName !== undefined;
-  // Per-CPU stats as trace-cmd stores them: an instance's are preceded by its name.
-  const cpuStats = pipes.map((p) => `CPU: ${p.cpu}\n${p.statsText}`);
-  if (named) cpuStats.unshift(`\nBuffer: ${bufferName}\n\n`);
   const buffer = { name: bufferName ?? '', clock, cpus };
   return {
     pageSize,
@@ -391,8 +387,8 @@ function fileContent(
     cpuCount,
     buffers: named ? [{ name: '', clock, cpus: cpus.map(() => new Uint8Array(0)) }, buffer] : [buffer],
     traceClock: inst.read('trace_clock'),
-    cpuStats,
-    uname: `${type()} ${hostname()} ${release()} ${machine()}`,
+    cpuStats: cpuStatOptions(bufferName ?? '', pipes.map((p) => ({ cpu: p.cpu, text: p.statsText }))),
+    uname: localUname(),
     version: `nftrace ${process.version}`,
   };
 }

@@ -3,7 +3,6 @@
  * driven by tracefs paths and values (`tracer.write('events/http/enable', '1')`), like libtracefs
  * where no instance means the top level.
  */
-import { release, machine, hostname } from 'node:os';
 import { MessageChannel, threadId } from 'node:worker_threads';
 import { fail } from '../errno.js';
 import type { EventOptions } from '../events/event.js';
@@ -15,7 +14,7 @@ import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instan
 import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
 import { PRINT_EVENT } from '../events/ftrace.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
-import { writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
+import { cpuStatOptions, localUname, writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, splitPath, type TracerState } from './files.js';
 import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
@@ -238,12 +237,8 @@ export class Tracer {
       cpuCount: inst.cpuCount,
       buffers: [{ name: options.instance ?? '', clock: inst.clockName, cpus }],
       traceClock: inst.clockText(),
-      // As trace-cmd saves them: each CPU's stats file, an instance's after its name.
-      cpuStats: [
-        ...(options.instance ? [`\nBuffer: ${options.instance}\n\n`] : []),
-        ...cpuIds.map((c) => `CPU: ${c}\n${inst.statsText(c)}`),
-      ],
-      uname: `Linux ${hostname()} ${release()} ${machine()}`,
+      cpuStats: cpuStatOptions(options.instance ?? '', cpuIds.map((c) => ({ cpu: c, text: inst.statsText(c) }))),
+      uname: localUname(),
       version: `nftrace ${process.version}`,
     }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
     // Write the rings' pages in place; if a writer recycled one of them meanwhile, write copies.

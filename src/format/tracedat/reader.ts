@@ -12,6 +12,11 @@ export function optionText(data: Uint8Array): string {
   return Buffer.from(data).toString('utf8').replace(/\0+$/, '');
 }
 
+/** The CPUSTAT options' texts, in file order (an instance's `Buffer:` heading included). */
+export function cpuStatTexts(dat: TraceDat): string[] {
+  return dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => optionText(o.data));
+}
+
 export interface TraceDatCpu {
   cpu: number;
   /** Byte offset of this CPU's data in the file. */

@@ -5,10 +5,11 @@
  * through the same code.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { hostname, machine, release, type } from 'node:os';
 import { open } from 'node:fs/promises';
 import { codecFor, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
-import { optionText, type TraceDat } from './reader.js';
+import { cpuStatTexts, optionText, type TraceDat } from './reader.js';
 
 /** What a file holds, as the reader returns it, but with the CPU data in hand. */
 export interface TraceDatContent
@@ -179,6 +180,19 @@ function stringOption(o: Out, id: number, text: string): void {
 }
 
 /** Write a trace.dat (mode 0600) piece by piece, never joining the CPU data in memory. */
+/**
+ * CPUSTAT option texts as trace-cmd stores them: `CPU: N` and that CPU's `stats` file, an
+ * instance's preceded by a `Buffer: NAME` heading.
+ */
+export function cpuStatOptions(bufferName: string, stats: { cpu: number; text: string }[]): string[] {
+  return [...(bufferName ? [`\nBuffer: ${bufferName}\n\n`] : []), ...stats.map((s) => `CPU: ${s.cpu}\n${s.text}`)];
+}
+
+/** The UNAME option for this machine, as trace-cmd writes it: `Linux HOST RELEASE MACHINE`. */
+export function localUname(): string {
+  return `${type()} ${hostname()} ${release()} ${machine()}`;
+}
+
 /** The options both versions carry as strings. */
 function commonOptions(o: Out, c: TraceDatContent): void {
   stringOption(o, OPT.TRACECLOCK, c.traceClock.replace(/\n?$/, '\n'));
@@ -398,7 +412,7 @@ export function contentOf(dat: TraceDat): TraceDatContent {
     cpuCount: dat.cpuCount,
     buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => dat.cpuData(b, cpu)) })),
     traceClock: option(OPT.TRACECLOCK) ?? `[${dat.buffers[0]?.clock ?? 'local'}]\n`,
-    cpuStats: dat.options.filter((o) => o.id === OPT.CPUSTAT).map((o) => optionText(o.data)),
+    cpuStats: cpuStatTexts(dat),
     uname: option(OPT.UNAME),
     version: option(OPT.VERSION),
   };
