@@ -8,6 +8,7 @@ import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, 
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuStatOptions, localUname, writeTraceDat, type CpuPages, type FilePages, type TraceDatContent } from '../format/tracedat/writer.js';
+import { selectedClock } from '../format/tracedat/layout.js';
 import { ControlClient } from '../tracefs/socket.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
@@ -265,7 +266,7 @@ class NodeSide {
     try {
       const subbuf = Number(String(await client.request('read', 'buffer_subbuf_size_kb')).trim()) * 1024;
       if (subbuf !== pageSize) throw new Error(`process ${pid} uses ${subbuf}-byte sub-buffers, the kernel ${pageSize}: set its buffer_subbuf_size_kb`);
-      const clock = /\[([^\]]+)\]/.exec(String(await client.request('read', 'trace_clock')))?.[1] ?? 'local';
+      const clock = selectedClock(String(await client.request('read', 'trace_clock')));
       await client.request('write', 'trace_clock', { data: 'mono' });
       const cpus = ((await client.request('readdir', 'per_cpu')) as string[]).length;
       return new NodeSide(client, pid, clock, cpus);
@@ -320,8 +321,7 @@ class NodeSide {
 /** Wait for the workload, the duration or the signal, reading the pipes meanwhile. */
 async function runWorkload(options: RecordOptions, pipes: CpuPipe[], log: (line: string) => void, names: string[]): Promise<number | string | undefined> {
   const stop = new AbortController();
-  const stopOn = (signal: AbortSignal | undefined) => signal?.addEventListener('abort', () => stop.abort(), { once: true });
-  stopOn(options.signal);
+  options.signal?.addEventListener('abort', () => stop.abort(), { once: true });
   if (options.signal?.aborted) stop.abort();
   let timer: NodeJS.Timeout | undefined;
   if (options.durationSec !== undefined) timer = setTimeout(() => stop.abort(), options.durationSec * 1000);

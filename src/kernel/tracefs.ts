@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, opendirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { selectedClock } from '../format/tracedat/layout.js';
 
 const DEFAULT_MOUNT = '/sys/kernel/tracing';
 
@@ -111,7 +112,7 @@ export class KernelInstance {
 
   /** The selected clock: the bracketed word of trace_clock. */
   clock(): string {
-    return /\[([^\]]+)\]/.exec(this.read('trace_clock'))?.[1] ?? 'local';
+    return selectedClock(this.read('trace_clock'));
   }
 
   /** Sub-buffer size in bytes (buffer_subbuf_size_kb where the kernel has it, else a page). */

@@ -144,10 +144,6 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
   let nextFd = 1;
   const started = new Date();
   const statOf = async (path: string): Promise<FuseStat> => ({ ...(await source.stat(rel(path))), mtime: started, atime: started, ctime: started });
-  /** Answer `cb` with 0 or -errno once `fn` (sync or async) is done. */
-  const run = (cb: (err: number) => void, fn: () => unknown) => {
-    Promise.resolve().then(fn).then(() => cb(0), (err: unknown) => cb(errnoOf(err)));
-  };
 
   /** trace_pipe text or trace_pipe_raw pages: what is there next, or null to wait. */
   const nextChunk = async (h: Handle): Promise<Buffer | null> => {
@@ -189,6 +185,7 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
     attempt();
   };
 
+  /** Answer `cb` with 0 and the result, or -errno, once `fn` (sync or async) is done. */
   const answer = <T>(cb: (err: number, result?: T) => void, fn: () => MaybeAsync<T>) => {
     Promise.resolve().then(fn).then((result) => cb(0, result), (err: unknown) => cb(errnoOf(err)));
   };
@@ -237,12 +234,12 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
       Promise.resolve().then(() => h.file.write(data)).then(() => cb(len), (err: unknown) => cb(errnoOf(err)));
     },
     truncate(path, size, cb) {
-      run(cb, () => (size === 0 ? source.truncate(rel(path)) : source.stat(rel(path))));
+      answer(cb, () => (size === 0 ? source.truncate(rel(path)) : source.stat(rel(path))));
     },
     ftruncate(_path, fd, size, cb) {
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
-      run(cb, () => (size === 0 ? h.file.truncate() : undefined));
+      answer(cb, () => (size === 0 ? h.file.truncate() : undefined));
     },
     release(_path, fd, cb) {
       const h = handles.get(fd);
@@ -254,25 +251,25 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
       cb(0);
     },
     mkdir(path, _mode, cb) {
-      run(cb, () => source.mkdir(rel(path)));
+      answer(cb, () => source.mkdir(rel(path)));
     },
     rmdir(path, cb) {
-      run(cb, () => source.rmdir(rel(path)));
+      answer(cb, () => source.rmdir(rel(path)));
     },
     unlink(path, cb) {
-      run(cb, () => source.unlink(rel(path)));
+      answer(cb, () => source.unlink(rel(path)));
     },
     rename(src, _dest, cb) {
-      run(cb, () => source.unlink(rel(src)));
+      answer(cb, () => source.unlink(rel(src)));
     },
     chmod(path, mode, cb) {
-      run(cb, () => source.chmod(rel(path), mode));
+      answer(cb, () => source.chmod(rel(path), mode));
     },
     chown(path, uid, gid, cb) {
-      run(cb, () => source.chown(rel(path), uid, gid));
+      answer(cb, () => source.chown(rel(path), uid, gid));
     },
     utimens(path, _atime, _mtime, cb) {
-      run(cb, () => source.stat(rel(path)));
+      answer(cb, () => source.stat(rel(path)));
     },
   }, {
     autoUnmount: true,

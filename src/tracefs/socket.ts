@@ -120,6 +120,25 @@ function stream(backend: SocketBackend, req: ControlRequest, socket: Socket, sen
   };
 }
 
+/**
+ * Hand each newline-ended line arriving on `socket` to `onLine`, both ends of the protocol. With
+ * a limit, more than `maxLine` characters waiting without a newline call `onOverflow`.
+ */
+function readLines(socket: Socket, onLine: (line: string) => void, limit?: { maxLine: number; onOverflow: () => void }): void {
+  socket.setEncoding('utf8');
+  let buffered = '';
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl: number;
+    while (!socket.destroyed && (nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      onLine(line);
+    }
+    if (limit && buffered.length > limit.maxLine) limit.onOverflow();
+  });
+}
+
 /** Start serving the tree on the process's control socket. */
 export async function listen(backend: SocketBackend, path = socketPath()): Promise<{ path: string; close(): Promise<void> }> {
   const dir = join(path, '..');
@@ -134,50 +153,41 @@ export async function listen(backend: SocketBackend, path = socketPath()): Promi
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    socket.setEncoding('utf8');
-    let buffered = '';
     const flushers = new Map<number, () => void>();
     const send = (msg: object) => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(msg)}\n`);
     };
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.length > MAX_LINE) {
-        send({ id: 0, ok: false, code: 'E2BIG', message: 'request too long' });
-        socket.destroy();
+    const tooLong = () => {
+      send({ id: 0, ok: false, code: 'E2BIG', message: 'request too long' });
+      socket.destroy();
+    };
+    readLines(socket, (line) => {
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(line) as ControlRequest;
+        if (typeof req.path !== 'string') throw new Error('no path');
+      } catch {
+        send({ id: 0, ok: false, code: 'EINVAL', message: 'not a request' });
         return;
       }
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        let req: ControlRequest;
-        try {
-          req = JSON.parse(line) as ControlRequest;
-          if (typeof req.path !== 'string') throw new Error('no path');
-        } catch {
-          send({ id: 0, ok: false, code: 'EINVAL', message: 'not a request' });
-          continue;
-        }
-        if (req.op === 'pipe' || req.op === 'raw') {
-          const flush = stream(backend, req, socket, send, req.op === 'raw');
-          if (flush) flushers.set(req.id, flush);
-          continue;
-        }
-        if (req.op === 'flush') {
-          const flush = flushers.get(req.id);
-          flushers.delete(req.id);
-          if (flush) flush();
-          else send({ id: req.id, ok: false, code: 'EINVAL', message: 'no raw stream with that id' });
-          continue;
-        }
-        try {
-          send({ id: req.id, ok: true, result: handle(backend, req) });
-        } catch (err) {
-          send(errorReply(req.id, err));
-        }
+      if (req.op === 'pipe' || req.op === 'raw') {
+        const flush = stream(backend, req, socket, send, req.op === 'raw');
+        if (flush) flushers.set(req.id, flush);
+        return;
       }
-    });
+      if (req.op === 'flush') {
+        const flush = flushers.get(req.id);
+        flushers.delete(req.id);
+        if (flush) flush();
+        else send({ id: req.id, ok: false, code: 'EINVAL', message: 'no raw stream with that id' });
+        return;
+      }
+      try {
+        send({ id: req.id, ok: true, result: handle(backend, req) });
+      } catch (err) {
+        send(errorReply(req.id, err));
+      }
+    }, { maxLine: MAX_LINE, onOverflow: tooLong });
     socket.on('error', () => socket.destroy());
   });
   await new Promise<void>((resolve, reject) => {
@@ -211,20 +221,13 @@ interface Reply {
 export class ControlClient {
   private readonly socket: Socket;
   private nextId = 1;
-  private buffered = '';
   private readonly waiting = new Map<number, (msg: Reply) => void>();
 
   private constructor(socket: Socket) {
     this.socket = socket;
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffered += chunk;
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(this.buffered.slice(0, nl)) as Reply;
-        this.buffered = this.buffered.slice(nl + 1);
-        this.waiting.get(msg.id)?.(msg);
-      }
+    readLines(socket, (line) => {
+      const msg = JSON.parse(line) as Reply;
+      this.waiting.get(msg.id)?.(msg);
     });
   }
 

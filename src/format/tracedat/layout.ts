@@ -41,3 +41,8 @@ export const SECTION = {
   PRINTK: OPT.PRINTK,
   CMDLINES: OPT.CMDLINES,
 } as const;
+
+/** The selected clock of a trace_clock text (`[local] global counter ...` → `local`). */
+export function selectedClock(text: string, fallback = 'local'): string {
+  return /\[([^\]]+)\]/.exec(text)?.[1] ?? fallback;
+}

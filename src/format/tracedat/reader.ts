@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { codecFor, type Codec } from './compress.js';
 import { Cursor } from './cursor.js';
-import { MAGIC, OPT, SECTION } from './layout.js';
+import { MAGIC, OPT, SECTION, selectedClock } from './layout.js';
 
 /** A string option's text (its NUL terminator dropped). */
 export function optionText(data: Uint8Array): string {
@@ -203,9 +203,7 @@ function readFlyrecord(c: Cursor, dat: TraceDat, name: string, clock: string): T
     const at = c.pos;
     const len = c.u64();
     if (len > 0 && len < 4096 && c.pos + len <= c.u8.length) {
-      const text = c.text(len);
-      const selected = /\[([^\]]+)\]/.exec(text);
-      if (selected) clock = selected[1]!;
+      clock = selectedClock(c.text(len), clock);
     } else {
       c.pos = at;
     }
@@ -216,7 +214,7 @@ function readFlyrecord(c: Cursor, dat: TraceDat, name: string, clock: string): T
 function traceClock(options: TraceDatOption[]): string {
   const opt = options.find((o) => o.id === OPT.TRACECLOCK);
   if (!opt) return 'local';
-  return /\[([^\]]+)\]/.exec(utf8.decode(opt.data))?.[1] ?? 'local';
+  return selectedClock(utf8.decode(opt.data));
 }
 
 async function readV7(c: Cursor, dat: TraceDat): Promise<void> {
