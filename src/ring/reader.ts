@@ -194,11 +194,8 @@ export class RingConsumer {
    */
   takePage(): Uint8Array | null {
     if (this.hasPending || !this.fill()) return null;
-    const copy = RingView.create({ pages: 2, subbuf: this.view.subbuf, overwrite: false });
-    writeEvents(this.pending, new RingWriter(copy));
+    const page = pageOf(this.pending, this.view.subbuf);
     this.next = this.pending.count;
-    const at = copy.pageOffset(0);
-    const page = copy.u8.slice(at, at + copy.subbuf);
     if (this.lost > 0) {
       const dv = new DataView(page.buffer);
       const size = dv.getUint32(COMMIT_OFFSET, true) & COMMIT_SIZE_MASK;
@@ -309,11 +306,19 @@ function copyPageImage(view: RingView, slot: number, skip: number, out: Uint8Arr
     if (index++ >= skip) rest.push(ts, off, len);
   });
   if (rest.count === 0) return 0;
-  // What is left of one page fits one page: the first event's time moves into the header.
-  const copy = RingView.create({ pages: 2, subbuf: view.subbuf, overwrite: false });
-  writeEvents(rest, new RingWriter(copy));
-  out.set(copy.u8.subarray(copy.pageOffset(0), copy.pageOffset(0) + copy.subbuf), at);
+  out.set(pageOf(rest, view.subbuf), at);
   return view.subbuf;
+}
+
+/**
+ * Events that came from one page (or part of one), written again as one page image: the
+ * first event's time moves into the header, and the rest keep their deltas, so they fit.
+ */
+function pageOf(events: EventList, subbuf: number): Uint8Array {
+  const copy = RingView.create({ pages: 2, subbuf, overwrite: false });
+  writeEvents(events, new RingWriter(copy));
+  const at = copy.pageOffset(0);
+  return copy.u8.slice(at, at + subbuf);
 }
 
 /** Write copied events into a ring, in order and with their timestamps. */
