@@ -80,7 +80,12 @@ test('nftrace mount PID DIR: another process\'s tree through FUSE, served over i
   const dir = mkdtempSync(join(tmpdir(), 'nftrace-pidmnt-'));
   const mount = spawn(process.execPath, [CLI, 'mount', String(child.pid), dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    await new Promise<void>((resolve) => mount.stderr!.on('data', (d: Buffer) => d.toString().includes('mounted') && resolve()));
+    let said = '';
+    await new Promise<void>((resolve, reject) => {
+      mount.stderr!.on('data', (d: Buffer) => ((said += d.toString()), said.includes('mounted') && resolve()));
+      // A mount that fails must fail the test, not hang it.
+      mount.once('exit', (code) => reject(new Error(`nftrace mount exited (${code}): ${said}`)));
+    });
     const sh = (script: string) => new Promise<string>((resolve) => {
       execFile('bash', ['-c', script], { cwd: dir, timeout: 10_000 }, (_e, out, err) => resolve(out + err));
     });

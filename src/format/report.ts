@@ -18,17 +18,20 @@ export interface ReportOptions {
 
 }
 
-/** seconds.micros, rounded to the nearest microsecond as trace-cmd does; or seconds.nanos. */
+/**
+ * seconds.micros, rounded to the nearest microsecond as trace-cmd does; or seconds.nanos. The
+ * seconds are padded to 5 columns (`%5llu`), which shows on machines up less than a day.
+ */
 export function reportTimestamp(ts: number, nanoseconds: boolean): string {
   let secs = Math.floor(ts / 1e9);
   const ns = ts - secs * 1e9;
-  if (nanoseconds) return `${secs}.${String(ns).padStart(9, '0')}`;
+  if (nanoseconds) return `${String(secs).padStart(5)}.${String(ns).padStart(9, '0')}`;
   let us = Math.floor((ns + 500) / 1000);
   if (us >= 1e6) {
     secs++;
     us -= 1e6;
   }
-  return `${secs}.${String(us).padStart(6, '0')}`;
+  return `${String(secs).padStart(5)}.${String(us).padStart(6, '0')}`;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { FieldSpec } from '../events/fields.js';
 import { EventRegistry } from '../events/registry.js';
 import { ControlBlock, type ControlLimits } from './control.js';
 import { matchEvents, setEnabled } from './enable.js';
-import { ThreadContext, type RingUpdate, type TraceEvent } from './thread.js';
+import { ThreadContext, type ThreadUpdate, type TraceEvent } from './thread.js';
 
 /** Everything a worker needs to attach; structured-clonable (send it in workerData). */
 export interface ThreadHandle {
@@ -40,7 +40,7 @@ export class ThreadTracer {
     const control = new ControlBlock(handle.limits, handle.control);
     const registry = new EventRegistry(handle.registry, handle.limits.maxEvents);
     const port = handle.port;
-    this.context = new ThreadContext(handle.cpu, control, registry, () => drain(port));
+    this.context = new ThreadContext(handle.cpu, handle.name, control, registry, () => drain(port));
     this.startupEvents = handle.startupEvents;
     this.context.refresh();
   }
@@ -57,9 +57,9 @@ export class ThreadTracer {
   }
 }
 
-function drain(port: MessagePort): RingUpdate[] {
-  const updates: RingUpdate[] = [];
-  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) updates.push(m.message as RingUpdate);
+function drain(port: MessagePort): ThreadUpdate[] {
+  const updates: ThreadUpdate[] = [];
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) updates.push(m.message as ThreadUpdate);
   return updates;
 }
 

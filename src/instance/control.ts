@@ -9,12 +9,25 @@
  *                                generation: an emitter built for another one rebuilds.
  *
  * Configuration changes go through change(): under a small lock (a worker may apply start-up
- * enables), and ending in a new generation, so emitters built for the old one rebuild.
+ * enables, and any thread may run a trigger), and ending in a new generation, so emitters built
+ * for the old one rebuild.
+ *
+ * The (instance, event) byte holds two bits: ENABLED (recorded, when tracing_on) and TRIGGERED
+ * (the event has triggers there, which run whether or not it is recorded or tracing is on, as
+ * the kernel's soft mode does). An event is active when some instance records it or triggers on it.
+ *
+ * Per instance a snapshot word says whether the spare buffer set exists and which of the two
+ * sets is live: a snapshot swap is one flip of that bit (each thread then writes the other set).
  */
 export const I_GENERATION = 0;
 export const I_COUNTER = 1; // and 2
 const I_LOCK = 3;
 const I_INSTANCES = 8;
+
+export const ENABLED = 1;
+export const TRIGGERED = 2;
+const SNAPSHOT_LIVE = 1;
+const SNAPSHOT_ALLOCATED = 2;
 
 export interface ControlLimits {
   maxInstances: number;
@@ -33,13 +46,15 @@ export class ControlBlock {
   readonly maxEvents: number;
   private readonly tracingOnIndex: number;
   private readonly clockIndex: number;
+  private readonly snapshotIndex: number;
+  private readonly swapsIndex: number;
   /** Nesting depth of change() on this thread: inner calls neither lock nor publish. */
   private depth = 0;
 
   constructor(limits: ControlLimits, sab?: SharedArrayBuffer) {
     this.maxInstances = limits.maxInstances;
     this.maxEvents = limits.maxEvents;
-    const words = I_INSTANCES + 2 * limits.maxInstances;
+    const words = I_INSTANCES + 4 * limits.maxInstances;
     const activeAt = words * 4;
     const recordersAt = activeAt + limits.maxEvents * 4;
     const enabledAt = recordersAt + limits.maxEvents * 2;
@@ -50,6 +65,8 @@ export class ControlBlock {
     this.enabled = new Uint8Array(this.sab, enabledAt, limits.maxEvents * limits.maxInstances);
     this.tracingOnIndex = I_INSTANCES;
     this.clockIndex = I_INSTANCES + limits.maxInstances;
+    this.snapshotIndex = I_INSTANCES + 2 * limits.maxInstances;
+    this.swapsIndex = I_INSTANCES + 3 * limits.maxInstances;
   }
 
   /** Run a configuration change and publish it to every thread. */
@@ -84,12 +101,29 @@ export class ControlBlock {
     return Atomics.load(this.i32, this.tracingOnIndex + instance) !== 0;
   }
 
-  /** Call inside change(). */
+  /** Whether (instance, event) makes the event active: recorded with tracing on, or triggered. */
+  private contributes(instance: number, event: number): boolean {
+    const b = this.enabled[instance * this.maxEvents + event]!;
+    return (b & TRIGGERED) !== 0 || ((b & ENABLED) !== 0 && this.tracingOn(instance));
+  }
+
+  /** Change (instance, event)'s byte, keeping the active counts right. Call inside change(). */
+  private setBits(instance: number, event: number, bits: number, on: boolean): void {
+    const at = instance * this.maxEvents + event;
+    const before = this.contributes(instance, event);
+    this.enabled[at] = on ? this.enabled[at]! | bits : this.enabled[at]! & ~bits;
+    const after = this.contributes(instance, event);
+    if (before !== after) this.recorders[event] += after ? 1 : -1;
+  }
+
+  /** Call inside change(). Only events recorded and not triggered there change activity. */
   setTracingOn(instance: number, on: boolean): void {
     if (this.tracingOn(instance) === on) return;
     Atomics.store(this.i32, this.tracingOnIndex + instance, on ? 1 : 0);
     const base = instance * this.maxEvents;
-    for (let e = 0; e < this.maxEvents; e++) if (this.enabled[base + e]) this.recorders[e] += on ? 1 : -1;
+    for (let e = 0; e < this.maxEvents; e++) {
+      if ((this.enabled[base + e]! & (ENABLED | TRIGGERED)) === ENABLED) this.recorders[e] += on ? 1 : -1;
+    }
   }
 
   clock(instance: number): number {
@@ -101,21 +135,57 @@ export class ControlBlock {
     Atomics.store(this.i32, this.clockIndex + instance, clock);
   }
 
+  /** Recorded (the `enable` switch), whether or not tracing is on. */
   isEnabled(instance: number, event: number): boolean {
-    return this.enabled[instance * this.maxEvents + event] !== 0;
+    return (this.enabled[instance * this.maxEvents + event]! & ENABLED) !== 0;
   }
 
   /** Call inside change(). */
   setEnabled(instance: number, event: number, on: boolean): void {
-    const at = instance * this.maxEvents + event;
-    if ((this.enabled[at] !== 0) === on) return;
-    this.enabled[at] = on ? 1 : 0;
-    if (this.tracingOn(instance)) this.recorders[event] += on ? 1 : -1;
+    this.setBits(instance, event, ENABLED, on);
   }
 
-  /** Forget an instance slot's enables and stop it (rmdir). Call inside change(). */
+  isTriggered(instance: number, event: number): boolean {
+    return (this.enabled[instance * this.maxEvents + event]! & TRIGGERED) !== 0;
+  }
+
+  /** Call inside change(). */
+  setTriggered(instance: number, event: number, on: boolean): void {
+    this.setBits(instance, event, TRIGGERED, on);
+  }
+
+  /** Which of the instance's two buffer sets is live (0 or 1). */
+  liveSet(instance: number): number {
+    return Atomics.load(this.i32, this.snapshotIndex + instance) & SNAPSHOT_LIVE;
+  }
+
+  snapshotAllocated(instance: number): boolean {
+    return (Atomics.load(this.i32, this.snapshotIndex + instance) & SNAPSHOT_ALLOCATED) !== 0;
+  }
+
+  /** Call inside change(); the spare set must be handed to the threads first. */
+  setSnapshotAllocated(instance: number, on: boolean): void {
+    const at = this.snapshotIndex + instance;
+    const word = Atomics.load(this.i32, at);
+    // Freeing keeps the live set where it is; the spare is simply gone.
+    Atomics.store(this.i32, at, on ? word | SNAPSHOT_ALLOCATED : word & ~SNAPSHOT_ALLOCATED);
+  }
+
+  /** Swap live and spare (a snapshot). Call inside change(). */
+  swapSnapshot(instance: number): void {
+    Atomics.xor(this.i32, this.snapshotIndex + instance, SNAPSHOT_LIVE);
+    Atomics.add(this.i32, this.swapsIndex + instance, 1);
+  }
+
+  /** Swaps so far: the flight recorder notices trigger-taken snapshots by this count. */
+  swaps(instance: number): number {
+    return Atomics.load(this.i32, this.swapsIndex + instance);
+  }
+
+  /** Forget an instance slot's enables, triggers and snapshot, and stop it (rmdir). Call inside change(). */
   clearInstance(instance: number): void {
-    for (let e = 0; e < this.maxEvents; e++) this.setEnabled(instance, e, false);
+    for (let e = 0; e < this.maxEvents; e++) this.setBits(instance, e, ENABLED | TRIGGERED, false);
     this.setTracingOn(instance, false);
+    Atomics.store(this.i32, this.snapshotIndex + instance, 0);
   }
 }

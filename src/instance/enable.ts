@@ -1,16 +1,16 @@
 /**
  * Which events an instance records: per-event enable bytes in the control block, and the
  * kernel's ways of setting them (`set_event` lines, `events/enable`, `events/<sys>/enable`).
- * ftrace/print cannot be enabled (the kernel gives it no `enable` file).
+ * ftrace's events (print, js_stack) cannot be enabled (the kernel gives them no `enable` file).
  */
 import { fail } from '../errno.js';
 import type { EventType } from '../events/event.js';
 import type { EventRegistry } from '../events/registry.js';
 import type { ControlBlock } from './control.js';
 
-/** Events that have an enable switch, optionally only those of one system. */
+/** Events that have an enable switch (not the tracer's own ftrace events), optionally of one system. */
 export function enableable(registry: EventRegistry, system?: string): EventType[] {
-  return registry.all().filter((e) => e.index > 0 && (system === undefined || e.system === system));
+  return registry.all().filter((e) => e.system !== 'ftrace' && (system === undefined || e.system === system));
 }
 
 /** `0`, `1`, `X` when mixed, `?` when there are no events: what events/enable files read. */

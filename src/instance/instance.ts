@@ -13,20 +13,25 @@ import { EventList, RingConsumer, ringPageViews, ringPages, snapshotRing } from 
 import { RingView } from '../ring/ring.js';
 import { CLOCKS, CLOCK_COUNTER, CLOCK_LOCAL, counterNow, isNanoClock, monoNow, type ClockName } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
-import { migrateRing, type RingUpdate } from './thread.js';
+import { InstanceRules } from './rules.js';
+import { migrateRing, type ThreadUpdate } from './thread.js';
 
 /** A thread as the instances see it: the CPU it plays and how to hand it a ring. */
 export interface ThreadInfo {
   cpu: number;
   name: string;
   /** Hand the thread a new ring; null once the thread has exited (nobody writes its rings). */
-  deliver: ((u: RingUpdate) => void) | null;
+  deliver: ((u: ThreadUpdate) => void) | null;
 }
 
+/**
+ * One thread's buffers in this instance: two sets, the live one and, once a snapshot is
+ * allocated, the spare. A snapshot swaps which set is live (see control.ts); nothing is copied.
+ */
 interface CpuRing {
-  view: RingView;
-  /** A replacement handed to the writing thread, used once the thread retires `view`. */
-  next: RingView | null;
+  sets: [RingView, RingView | null];
+  /** Replacements handed to the writing thread, used once the thread retires the old view. */
+  next: [RingView | null, RingView | null];
   pages: number;
 }
 
@@ -35,6 +40,23 @@ const MAX_BUFFER_KB = 4 * 1024 * 1024;
 export const DEFAULT_BUFFER_KB = 1408;
 
 const FLAGS = '.....';
+let emptyRing: RingView | null = null;
+const EMPTY_RING = () => (emptyRing ??= RingView.create({ pages: 2, subbuf: PAGE_SIZE, overwrite: true }));
+
+const SNAPSHOT_NUMBERS_HELP = `#                      (Doesn't have to be '2' works with any number that
+#                       is not a '0' or '1')
+`;
+/** The kernel's show_snapshot_main_help() and show_snapshot_percpu_help() (no per-CPU swap). */
+const SNAPSHOT_HELP = `# echo 0 > snapshot : Clears and frees snapshot buffer
+# echo 1 > snapshot : Allocates snapshot buffer, if not already allocated.
+#                      Takes a snapshot of the main buffer.
+# echo 2 > snapshot : Clears snapshot buffer (but does not allocate or free)
+${SNAPSHOT_NUMBERS_HELP}`;
+const SNAPSHOT_CPU_HELP = `# echo 0 > snapshot : Invalid for per_cpu snapshot file.
+# echo 1 > snapshot : Not supported with this kernel.
+#                      Must use main snapshot file to allocate.
+# echo 2 > snapshot : Clears this cpu's snapshot buffer (but does not allocate)
+${SNAPSHOT_NUMBERS_HELP}`;
 
 export class Instance {
   readonly name: string;
@@ -49,6 +71,8 @@ export class Instance {
   bufferPercent = 50;
   /** Set when the instance is removed: files still open on it then answer as stale. */
   removed = false;
+  /** Filters, triggers and error_log. */
+  readonly rules: InstanceRules;
   private readonly cpus: CpuRing[] = [];
   private readonly control: ControlBlock;
   private readonly registry: EventRegistry;
@@ -62,6 +86,18 @@ export class Instance {
     this.registry = registry;
     this.threads = threads;
     this.defaultPages = pagesFor(bufferKb, this.subbuf);
+    const main = threads[0]!;
+    this.rules = new InstanceRules({
+      slot,
+      control,
+      registry,
+      publish: (u) => {
+        for (const t of threads) t.deliver?.(u);
+      },
+      allocateSnapshot: () => this.allocateSnapshot(),
+      now: () => monoNow(),
+      thread: { cpu: 0, pid: process.pid, comm: main.name },
+    });
     control.change(() => {
       control.setTracingOn(slot, true);
       control.setClock(slot, CLOCK_LOCAL);
@@ -69,11 +105,23 @@ export class Instance {
     });
   }
 
-  /** Give a (new) thread its ring in this instance. */
+  /** Give a (new) thread its ring in this instance (and a spare when a snapshot is allocated). */
   addThread(t: ThreadInfo): void {
-    const view = RingView.create({ pages: this.defaultPages, subbuf: this.subbuf, overwrite: this.overwrite });
-    this.cpus[t.cpu] = { view, next: null, pages: this.defaultPages };
-    t.deliver?.({ instance: this.slot, sab: view.sab, migrate: false });
+    const live = this.control.liveSet(this.slot);
+    const r: CpuRing = { sets: [null!, null], next: [null, null], pages: this.defaultPages };
+    this.cpus[t.cpu] = r;
+    const give = (set: number) => {
+      const view = this.newRing(this.defaultPages);
+      r.sets[set] = view;
+      t.deliver?.({ instance: this.slot, set, sab: view.sab, migrate: false });
+    };
+    give(live);
+    if (this.control.snapshotAllocated(this.slot)) give(1 - live);
+    for (const u of this.rules.updates()) t.deliver?.(u);
+  }
+
+  private newRing(pages: number): RingView {
+    return RingView.create({ pages, subbuf: this.subbuf, overwrite: this.overwrite });
   }
 
   get cpuCount(): number {
@@ -82,29 +130,118 @@ export class Instance {
 
   /** The ring currently holding cpu's events. */
   ring(cpu: number): RingView {
-    const r = this.cpus[cpu];
-    if (!r) fail('ENOENT', `no per_cpu/cpu${cpu}`);
-    if (r.next && r.view.retired) {
-      r.view = r.next;
-      r.next = null;
-    }
-    return r.view;
+    return this.setView(cpu, this.control.liveSet(this.slot))!;
   }
 
-  private replaceRing(cpu: number, pages: number, migrate: boolean): void {
-    const r = this.cpus[cpu]!;
-    const view = RingView.create({ pages, subbuf: this.subbuf, overwrite: this.overwrite });
-    const thread = this.threads[cpu]!;
-    r.pages = pages;
-    if (thread.deliver) {
-      r.next = view;
-      thread.deliver({ instance: this.slot, sab: view.sab, migrate });
-    } else {
-      // Nobody writes this ring any more: move its events here and now.
-      if (migrate) migrateRing(this.ring(cpu), view);
-      r.view = view;
-      r.next = null;
+  /** The snapshot (spare) ring of cpu, or null when no snapshot is allocated. */
+  snapshotRing(cpu: number): RingView | null {
+    return this.control.snapshotAllocated(this.slot) ? this.setView(cpu, 1 - this.control.liveSet(this.slot)) : null;
+  }
+
+  private setView(cpu: number, set: number): RingView | null {
+    const r = this.cpus[cpu];
+    if (!r) fail('ENOENT', `no per_cpu/cpu${cpu}`);
+    const next = r.next[set];
+    if (next && r.sets[set]?.retired) {
+      r.sets[set] = next;
+      r.next[set] = null;
     }
+    return r.sets[set] ?? null;
+  }
+
+  /** Replace cpu's ring in `set` (the live one by default); `pages` 0 frees it. */
+  private replaceRing(cpu: number, pages: number, migrate: boolean, set = this.control.liveSet(this.slot)): void {
+    const r = this.cpus[cpu]!;
+    const old = this.setView(cpu, set);
+    const view = pages ? this.newRing(pages) : null;
+    const thread = this.threads[cpu]!;
+    if (set === this.control.liveSet(this.slot)) r.pages = pages;
+    if (thread.deliver && old) {
+      if (view) r.next[set] = view;
+      else r.sets[set] = null;
+      thread.deliver({ instance: this.slot, set, sab: view?.sab ?? null, migrate });
+    } else {
+      // Nobody writes this ring (any more): move its events here and now.
+      if (migrate && old && view) migrateRing(old, view);
+      r.sets[set] = view;
+      r.next[set] = null;
+      if (view) thread.deliver?.({ instance: this.slot, set, sab: view.sab, migrate: false });
+    }
+  }
+
+  /** Replace every ring of both sets (a resize keeps their events; a clock or sub-buffer change drops them). */
+  private replaceAll(pagesOf: (cpu: number) => number, migrate: boolean, cpus = this.cpus.map((_, i) => i)): void {
+    const live = this.control.liveSet(this.slot);
+    const spare = this.control.snapshotAllocated(this.slot);
+    for (const c of cpus) {
+      this.replaceRing(c, pagesOf(c), migrate, live);
+      if (spare) this.replaceRing(c, pagesOf(c), migrate, 1 - live);
+    }
+  }
+
+  // ---- snapshot -------------------------------------------------------------------------
+
+  /**
+   * Write to `snapshot` (or per_cpu/cpuN/snapshot), with the kernel's table: `0` frees the
+   * spare, `1` allocates it if needed and swaps, any other number clears it without freeing;
+   * nothing happens to an unallocated snapshot but allocation. Per CPU, `1` cannot swap one
+   * CPU alone and `0` cannot free one (EINVAL); another number clears that CPU's snapshot.
+   */
+  writeSnapshot(value: number, cpu?: number): void {
+    const allocated = this.control.snapshotAllocated(this.slot);
+    if (cpu !== undefined) {
+      this.ring(cpu);
+      if (value === 0 || value === 1) fail('EINVAL', 'a single CPU cannot be swapped or freed');
+      if (allocated) this.clearRing(this.snapshotRing(cpu)!);
+      return;
+    }
+    if (value === 0) return this.freeSnapshot();
+    if (value === 1) return this.snapshot();
+    if (allocated) for (let c = 0; c < this.cpus.length; c++) this.clearRing(this.snapshotRing(c)!);
+  }
+
+  /** Allocate the spare buffers (each the size of the live one) if they are not there yet. */
+  allocateSnapshot(): void {
+    if (this.control.snapshotAllocated(this.slot)) return;
+    const spare = 1 - this.control.liveSet(this.slot);
+    this.control.change(() => {
+      this.cpus.forEach((r, c) => {
+        const view = this.newRing(r.pages);
+        r.sets[spare] = view;
+        r.next[spare] = null;
+        this.threads[c]!.deliver?.({ instance: this.slot, set: spare, sab: view.sab, migrate: false });
+      });
+      this.control.setSnapshotAllocated(this.slot, true);
+    });
+  }
+
+  /** Take a snapshot: swap the live buffers with the spare ones (allocated first if needed). O(1) in buffer size. */
+  snapshot(): void {
+    this.allocateSnapshot();
+    this.control.change(() => this.control.swapSnapshot(this.slot));
+  }
+
+  freeSnapshot(): void {
+    if (!this.control.snapshotAllocated(this.slot)) return;
+    const spare = 1 - this.control.liveSet(this.slot);
+    this.control.change(() => {
+      this.control.setSnapshotAllocated(this.slot, false);
+      this.cpus.forEach((_, c) => this.replaceRing(c, 0, false, spare));
+    });
+  }
+
+  get snapshotAllocated(): boolean {
+    return this.control.snapshotAllocated(this.slot);
+  }
+
+  /** Snapshots taken so far (by writes, the API or triggers in any thread). */
+  get snapshotCount(): number {
+    return this.control.swaps(this.slot);
+  }
+
+  private clearRing(view: RingView): void {
+    new RingConsumer(view).drain();
+    view.rebaseCounters();
   }
 
   // ---- settings -------------------------------------------------------------------------
@@ -131,12 +268,8 @@ export class Instance {
     this.ensureRingFits(pages);
     const targets = cpu === undefined ? this.cpus.map((_, i) => i) : [cpu];
     if (cpu === undefined) this.defaultPages = pages;
-    this.control.change(() => {
-      for (const c of targets) {
-        this.ring(c);
-        if (this.cpus[c]!.pages !== pages) this.replaceRing(c, pages, true);
-      }
-    });
+    for (const c of targets) this.ring(c);
+    this.control.change(() => this.replaceAll(() => pages, true, targets.filter((c) => this.cpus[c]!.pages !== pages)));
   }
 
   subbufSizeKb(): string {
@@ -154,7 +287,7 @@ export class Instance {
     const defaultKb = sizeKbOf(this.defaultPages, this.subbuf);
     this.subbuf = subbuf;
     this.defaultPages = pagesFor(defaultKb, subbuf);
-    this.control.change(() => this.cpus.forEach((_, c) => this.replaceRing(c, pagesFor(kbs[c]!, subbuf), false)));
+    this.control.change(() => this.replaceAll((c) => pagesFor(kbs[c]!, subbuf), false));
   }
 
   private ensureRingFits(pages: number): void {
@@ -167,24 +300,35 @@ export class Instance {
 
   setOverwrite(on: boolean): void {
     this.overwrite = on;
-    for (let c = 0; c < this.cpus.length; c++) {
-      this.ring(c).overwrite = on;
-      if (this.cpus[c]!.next) this.cpus[c]!.next!.overwrite = on;
-    }
+    for (const r of this.cpus) for (const v of [...r.sets, ...r.next]) if (v) v.overwrite = on;
   }
 
   get clock(): number {
     return this.control.clock(this.slot);
   }
 
+  /** The live ring, or with `snapshot` the spare (an empty ring when none is allocated). */
+  private bufferOf(cpu: number, snapshot: boolean): RingView {
+    return snapshot ? this.snapshotRing(cpu) ?? (this.ring(cpu), EMPTY_RING()) : this.ring(cpu);
+  }
+
   /** This thread's (cpu's) unread events as whole sub-buffer pages, oldest first (for trace.dat). */
-  pages(cpu: number): Uint8Array {
-    return ringPages(this.ring(cpu));
+  pages(cpu: number, snapshot = false): Uint8Array {
+    return ringPages(this.bufferOf(cpu, snapshot));
   }
 
   /** The same pages as views into the ring, to write out and then check (see ringPageViews). */
-  pageViews(cpu: number): ReturnType<typeof ringPageViews> {
-    return ringPageViews(this.ring(cpu));
+  pageViews(cpu: number, snapshot = false): ReturnType<typeof ringPageViews> {
+    return ringPageViews(this.bufferOf(cpu, snapshot));
+  }
+
+  /** Counters of the live ring (or the snapshot), as `per_cpu/cpuN/stats` shows them. */
+  statsText(cpu: number, snapshot = false): string {
+    const c = this.bufferOf(cpu, snapshot).counters();
+    return statsText(
+      { entries: c.entries, overrun: c.overrun, commitOverrun: 0, bytes: c.bytes, oldestTs: c.oldestTs, nowTs: this.now(), dropped: c.dropped, read: c.read },
+      isNanoClock(this.clock),
+    );
   }
 
   get clockName(): string {
@@ -205,7 +349,7 @@ export class Instance {
     if (index === this.clock) return;
     this.control.change(() => {
       this.control.setClock(this.slot, index);
-      this.cpus.forEach((r, c) => this.replaceRing(c, r.pages, false));
+      this.replaceAll((c) => this.cpus[c]!.pages, false);
     });
   }
 
@@ -218,11 +362,7 @@ export class Instance {
   /** Empty the buffers (all, or one cpu's) and zero their counters: `echo > trace`. */
   clear(cpu?: number): void {
     const targets = cpu === undefined ? this.cpus.map((_, i) => i) : [cpu];
-    for (const c of targets) {
-      const view = this.ring(c);
-      new RingConsumer(view).drain();
-      view.rebaseCounters();
-    }
+    for (const c of targets) this.clearRing(this.ring(c));
   }
 
   private commFor(cpu: number): string {
@@ -248,14 +388,31 @@ export class Instance {
 
   /** `trace` (or per_cpu/cpuN/trace): header, then every event merged by timestamp. */
   traceText(cpu?: number): string {
+    return this.bufferText((c) => this.ring(c), cpu);
+  }
+
+  /**
+   * `snapshot` (or per_cpu/cpuN/snapshot): the spare buffer in `trace` layout; when it holds
+   * nothing, the kernel's status and help lines instead of the column header.
+   */
+  snapshotText(cpu?: number): string {
+    const rings = (c: number) => this.snapshotRing(c);
+    const cpus = cpu === undefined ? this.cpus.map((_, i) => i) : (this.ring(cpu), [cpu]);
+    if (cpus.some((c) => (rings(c)?.counters().entries ?? 0) > 0)) return this.bufferText((c) => rings(c)!, cpu);
+    const status = this.snapshotAllocated ? '# * Snapshot is allocated *' : '# * Snapshot is freed *';
+    return `# tracer: nop\n#\n#\n${status}\n#\n# Snapshot commands:\n${cpu === undefined ? SNAPSHOT_HELP : SNAPSHOT_CPU_HELP}`;
+  }
+
+  private bufferText(ringOf: (cpu: number) => RingView, cpu?: number): string {
     const cpus = cpu === undefined ? this.cpus.map((_, i) => i) : [cpu];
     let entries = 0;
     let written = 0;
     const lists = cpus.map((c) => {
-      const counters = this.ring(c).counters();
+      const ring = ringOf(c);
+      const counters = ring.counters();
       entries += counters.entries;
       written += counters.entries + counters.overrun;
-      return snapshotRing(this.ring(c));
+      return snapshotRing(ring);
     });
     const out = [traceHeader(this.textOptions, entries, written, this.cpus.length)];
     const next = lists.map(() => 0);
@@ -268,14 +425,6 @@ export class Instance {
       out.push(this.line(cpus[best]!, lists[best]!, next[best]!++));
     }
     return out.join('');
-  }
-
-  statsText(cpu: number): string {
-    const c = this.ring(cpu).counters();
-    return statsText(
-      { entries: c.entries, overrun: c.overrun, commitOverrun: 0, bytes: c.bytes, oldestTs: c.oldestTs, nowTs: this.now(), dropped: c.dropped, read: c.read },
-      isNanoClock(this.clock),
-    );
   }
 
   /** Totals over all threads, for benchmarks and tests. */

@@ -5,13 +5,12 @@
  *   every instance: a name, a mode and a callback that makes the file's operations, or says the
  *   file does not exist for this event (ftrace/print has no `enable`).
  * - The catalog of systems and events is shared too, and rebuilt only when events are added.
- * - Per instance there are only numbers: enable bits (in the control block) and, for filters
- *   and triggers, a 16-bit reference per event into a small table of texts.
+ * - Per instance there are only numbers: enable bits (in the control block); filters and
+ *   triggers live with the instance (instance/rules.ts), only for events that have them.
  * - A directory node exists only while something holds it (an open file or directory handle
  *   under it); lookups, stat and readdir make nothing that lasts. chmod/chown are kept apart,
  *   by path, so they survive a node being given back.
  */
-import { fail } from '../errno.js';
 import type { EventType } from '../events/event.js';
 import type { EventRegistry } from '../events/registry.js';
 import { enableState, enableable, setEnabled } from '../instance/enable.js';
@@ -30,15 +29,10 @@ export const MODE_RW = 0o640;
 export const MODE_RO = 0o440;
 export const MODE_EVENTFS_DIR = 0o755;
 
-const NO_FILTER = 'none\n';
-const TRIGGER_HELP = '# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n';
-
 /** What a file callback gets: where it is. `event` is absent at system and root level. */
 export interface EntryContext {
   state: TracerState;
   instance: Instance;
-  /** The instance's filter/trigger texts, made when a filter or trigger file is first opened. */
-  texts: () => EventfsTexts;
   system?: string;
   event?: EventType;
 }
@@ -52,37 +46,51 @@ export interface Entry {
   open: (ctx: EntryContext) => FileNode;
 }
 
-/** ftrace's system has no `filter` or `enable`, and ftrace/print has neither per event. */
+/** ftrace's system has no `filter` or `enable`, nor have its events (print, js_stack). */
 const notFtraceSystem = (ctx: EntryContext) => ctx.system !== 'ftrace';
-const notPrintEvent = (ctx: EntryContext) => ctx.event!.index !== 0;
+const notFtraceEvent = (ctx: EntryContext) => ctx.event!.system !== 'ftrace';
 
 function enableNode(ctx: EntryContext, events: () => EventType[]): FileNode {
   const { control } = ctx.state;
-  const slot = ctx.instance.slot;
+  const { slot, rules } = ctx.instance;
   return {
     pins: ctx.instance,
-    read: () => enableState(control, slot, events()),
+    read: () => {
+      const list = events();
+      const state = enableState(control, slot, list);
+      // One event in soft mode (triggers on it or aimed at it) reads `0*` or `1*`.
+      return list.length === 1 && rules.isSoft(list[0]!.index) ? `${state.trimEnd()}*\n` : state;
+    },
     write: (d) => (setEnabled(control, slot, events(), parseBool(d, 'enable')), bytes(d)),
   };
 }
 
-/** `filter` and `trigger` keep their text here until issue #6 gives them meaning. */
-function textNode(ctx: EntryContext, kind: 'filter' | 'trigger', key: string, pins: boolean): FileNode {
-  const texts = ctx.texts();
-  const empty = kind === 'filter' ? NO_FILTER : TRIGGER_HELP;
+function eventFilterNode(ctx: EntryContext): FileNode {
+  const { rules } = ctx.instance;
+  const index = ctx.event!.index;
+  return { pins: ctx.instance, read: () => rules.readFilter(index), write: (d) => (rules.writeFilter(index, d), bytes(d)) };
+}
+
+function systemFilterNode(ctx: EntryContext): FileNode {
+  const { rules } = ctx.instance;
+  const system = ctx.system!;
   return {
-    pins: pins ? ctx.instance : undefined,
+    pins: ctx.instance,
+    read: () => rules.readSystemFilter(system),
+    write: (d) => (rules.writeSystemFilter(system, enableable(ctx.state.registry, system), d), bytes(d)),
+  };
+}
+
+function triggerNode(ctx: EntryContext): FileNode {
+  const { rules } = ctx.instance;
+  const index = ctx.event!.index;
+  return {
     // An open trigger does not pin its instance; read after removal it answers ENODEV.
-    staleErrno: pins ? undefined : 'ENODEV',
-    read: () => {
-      const text = texts.get(kind, key);
-      return text === undefined ? empty : `${text}\n`;
-    },
-    write: (d) => {
-      const text = d.trim();
-      texts.set(kind, key, text === '' || (kind === 'filter' && text === '0') ? undefined : text);
-      return bytes(d);
-    },
+    staleErrno: 'ENODEV',
+    read: () => rules.readTriggers(index),
+    write: (d) => (rules.writeTrigger(index, d), bytes(d)),
+    // O_TRUNC removes only hist triggers, which this tracer does not have yet.
+    truncate: () => {},
   };
 }
 
@@ -93,14 +101,14 @@ export const ROOT_ENTRIES: Entry[] = [
 ];
 
 export const SYSTEM_ENTRIES: Entry[] = [
-  { name: 'filter', mode: MODE_RW, exists: notFtraceSystem, open: (ctx) => textNode(ctx, 'filter', ctx.system!, true) },
+  { name: 'filter', mode: MODE_RW, exists: notFtraceSystem, open: systemFilterNode },
   { name: 'enable', mode: MODE_RW, exists: notFtraceSystem, open: (ctx) => enableNode(ctx, () => enableable(ctx.state.registry, ctx.system)) },
 ];
 
 export const EVENT_ENTRIES: Entry[] = [
-  { name: 'enable', mode: MODE_RW, exists: notPrintEvent, open: (ctx) => enableNode(ctx, () => [ctx.event!]) },
-  { name: 'filter', mode: MODE_RW, exists: notPrintEvent, open: (ctx) => textNode(ctx, 'filter', String(ctx.event!.index), true) },
-  { name: 'trigger', mode: MODE_RW, open: (ctx) => textNode(ctx, 'trigger', String(ctx.event!.index), false) },
+  { name: 'enable', mode: MODE_RW, exists: notFtraceEvent, open: (ctx) => enableNode(ctx, () => [ctx.event!]) },
+  { name: 'filter', mode: MODE_RW, exists: notFtraceEvent, open: eventFilterNode },
+  { name: 'trigger', mode: MODE_RW, open: triggerNode },
   { name: 'format', mode: MODE_RO, open: (ctx) => ({ staleErrno: 'ENODEV', read: () => ctx.event!.formatFile() }) },
   { name: 'id', mode: MODE_RO, open: (ctx) => ({ read: () => `${ctx.event!.id}\n` }) },
 ];
@@ -145,55 +153,4 @@ export function systemDirIno(slot: number, systemIndex: number): number {
 
 export function eventDirIno(slot: number, eventIndex: number): number {
   return EVENTFS_DIR_BASE + slot * SLOT_SPAN + EVENT_DIR_OFFSET + eventIndex;
-}
-
-/** Filter and trigger texts of one instance: a 16-bit reference per event into a pool of texts. */
-export class EventfsTexts {
-  private readonly maxEvents: number;
-  /** Made on the first filter or trigger written: an untouched instance has none. */
-  private filterRef: Uint16Array | null = null;
-  private triggerRef: Uint16Array | null = null;
-  private readonly pool: (string | undefined)[] = [undefined];
-  private readonly free: number[] = [];
-  /** System-level filters, by system name (few, and rarely set). */
-  private readonly systemFilters = new Map<string, string>();
-
-  constructor(maxEvents: number) {
-    this.maxEvents = maxEvents;
-  }
-
-  private refs(kind: 'filter' | 'trigger'): Uint16Array {
-    if (kind === 'filter') return (this.filterRef ??= new Uint16Array(this.maxEvents));
-    return (this.triggerRef ??= new Uint16Array(this.maxEvents));
-  }
-
-  /** `key` is an event index, or a system name for a system's filter. */
-  get(kind: 'filter' | 'trigger', key: string): string | undefined {
-    if (!/^\d+$/.test(key)) return kind === 'filter' ? this.systemFilters.get(key) : undefined;
-    const refs = kind === 'filter' ? this.filterRef : this.triggerRef;
-    return refs ? this.pool[refs[Number(key)]!] : undefined;
-  }
-
-  set(kind: 'filter' | 'trigger', key: string, text: string | undefined): void {
-    if (!/^\d+$/.test(key)) {
-      if (text === undefined) this.systemFilters.delete(key);
-      else this.systemFilters.set(key, text);
-      return;
-    }
-    const refs = this.refs(kind);
-    const index = Number(key);
-    const old = refs[index]!;
-    if (old) {
-      this.pool[old] = undefined;
-      this.free.push(old);
-    }
-    if (text === undefined) {
-      refs[index] = 0;
-      return;
-    }
-    const ref = this.free.pop() ?? this.pool.length;
-    if (ref > 0xffff) fail('ENOMEM', 'too many filters and triggers');
-    this.pool[ref] = text;
-    refs[index] = ref;
-  }
 }

@@ -105,8 +105,15 @@ export function resolveFile(state: TracerState, instance: Instance, rest: string
           truncate: () => instance.clear(),
         };
       case 'error_log':
-        // Nothing reports errors here yet (filters will, #6); without O_TRUNC a write is ignored.
-        return { pins: instance, read: () => '', write: (d) => bytes(d), truncate: () => {} };
+        // Only O_TRUNC clears it; what is written is ignored.
+        return { pins: instance, read: () => instance.rules.errorLog(), write: (d) => bytes(d), truncate: () => instance.rules.clearErrorLog() };
+      case 'snapshot':
+        return {
+          pins: instance,
+          read: () => instance.snapshotText(),
+          write: (d) => (instance.writeSnapshot(parseUnsigned(d, 'snapshot')), state.main.refresh(), bytes(d)),
+          truncate: () => {},
+        };
       case 'trace_pipe':
         return { pins: instance, pipe: () => instance.openPipe() };
       case 'trace_marker':
@@ -180,6 +187,13 @@ export function resolveFile(state: TracerState, instance: Instance, rest: string
         return { pins: instance, raw: () => instance.openRawPipe(cpu) };
       case 'stats':
         return { pins: instance, read: () => instance.statsText(cpu) };
+      case 'snapshot':
+        return {
+          pins: instance,
+          read: () => instance.snapshotText(cpu),
+          write: (d) => (instance.writeSnapshot(parseUnsigned(d, 'snapshot'), cpu), state.main.refresh(), bytes(d)),
+          truncate: () => {},
+        };
       case 'buffer_size_kb':
         return {
           pins: instance,

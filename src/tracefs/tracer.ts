@@ -11,7 +11,7 @@ import { EventRegistry } from '../events/registry.js';
 import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
 import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instance.js';
-import { ThreadContext, type RingUpdate, type TraceEvent } from '../instance/thread.js';
+import { ThreadContext, type ThreadUpdate, type TraceEvent } from '../instance/thread.js';
 import { PRINT_EVENT } from '../events/ftrace.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { cpuStatOptions, localUname, writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
@@ -38,6 +38,8 @@ export interface SaveTraceDatOptions {
   version?: 6 | 7;
   /** v7 only (default zstd). */
   compression?: CompressionName;
+  /** Save the instance's snapshot (spare) buffers instead of the live ones. */
+  snapshot?: boolean;
 }
 
 export class Tracer {
@@ -46,7 +48,7 @@ export class Tracer {
   private mounted: Mount | null = null;
   private listening: Awaited<ReturnType<typeof listen>> | null = null;
   private readonly threads: ThreadInfo[] = [];
-  private readonly mainUpdates: RingUpdate[] = [];
+  private readonly mainUpdates: ThreadUpdate[] = [];
   private readonly startupEvents: string[];
   private readonly freeSlots: number[];
 
@@ -55,8 +57,9 @@ export class Tracer {
     const env = options.env ?? process.env;
     const control = new ControlBlock(limits);
     const registry = new EventRegistry(undefined, limits.maxEvents);
-    const main = new ThreadContext(0, control, registry, () => this.mainUpdates.splice(0));
-    this.threads.push({ cpu: 0, name: threadName(), deliver: (u) => this.mainUpdates.push(u) });
+    const name = threadName();
+    const main = new ThreadContext(0, name, control, registry, () => this.mainUpdates.splice(0));
+    this.threads.push({ cpu: 0, name, deliver: (u) => this.mainUpdates.push(u) });
     let bufferKb = DEFAULT_BUFFER_KB;
     if (env.NFTRACE_BUF_SIZE) bufferKb = Math.max(1, parseUnsigned(env.NFTRACE_BUF_SIZE, 'NFTRACE_BUF_SIZE'));
     const top = new Instance('', 0, control, registry, this.threads, bufferKb);
@@ -205,7 +208,7 @@ export class Tracer {
     const { control } = this.state;
     control.change(() => {
       control.clearInstance(inst.slot);
-      for (const t of this.threads) t.deliver?.({ instance: inst.slot, sab: null, migrate: false });
+      for (const t of this.threads) for (const set of [0, 1]) t.deliver?.({ instance: inst.slot, set, sab: null, migrate: false });
     });
     this.state.instances.delete(inst.name);
     this.freeSlots.push(inst.slot);
@@ -220,16 +223,20 @@ export class Tracer {
     const inst = options.instance ? this.state.instances.get(options.instance) : this.state.top;
     if (!inst) fail('ENOENT', `no instance '${options.instance}'`);
     const systems = new Map<string, string[]>();
+    const ftraceFormats = [PRINT_EVENT.formatFile()];
     for (const e of this.state.registry.all()) {
       if (e.index === 0) continue;
-      systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
+      // The tracer's own events (js_stack) go with ftrace's, as the kernel's do.
+      if (e.system === 'ftrace') ftraceFormats.push(e.formatFile());
+      else systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
     }
     const cpuIds = Array.from({ length: inst.cpuCount }, (_, c) => c);
+    const snap = options.snapshot ?? false;
     const write = (cpus: CpuPages[]) => writeTraceDat(file, {
       pageSize: inst.subbuf,
       headerPage: HEADER_PAGE_TEXT(inst.subbuf - 16),
       headerEvent: HEADER_EVENT_TEXT,
-      ftraceFormats: [PRINT_EVENT.formatFile()],
+      ftraceFormats,
       systems: [...systems].map(([name, formats]) => ({ name, formats })),
       kallsyms: '',
       printk: '',
@@ -237,17 +244,17 @@ export class Tracer {
       cpuCount: inst.cpuCount,
       buffers: [{ name: options.instance ?? '', clock: inst.clockName, cpus }],
       traceClock: inst.clockText(),
-      cpuStats: cpuStatOptions(options.instance ?? '', cpuIds.map((c) => ({ cpu: c, text: inst.statsText(c) }))),
+      cpuStats: cpuStatOptions(options.instance ?? '', cpuIds.map((c) => ({ cpu: c, text: inst.statsText(c, snap) }))),
       uname: localUname(),
       version: `nftrace ${process.version}`,
     }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
     // Write the rings' pages in place; if a writer recycled one of them meanwhile, write copies.
-    const views = cpuIds.map((c) => inst.pageViews(c));
+    const views = cpuIds.map((c) => inst.pageViews(c, snap));
     if (views.every((v) => v !== null)) {
       const bytes = await write(views.map((v) => v!.pages));
       if (views.every((v) => v!.stable())) return bytes;
     }
-    return write(cpuIds.map((c) => inst.pages(c)));
+    return write(cpuIds.map((c) => inst.pages(c, snap)));
   }
 
   /** Names of the named instances. */

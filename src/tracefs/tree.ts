@@ -11,7 +11,7 @@
 import { fail } from '../errno.js';
 import type { Instance, PipeReader, RawPipe } from '../instance/instance.js';
 import {
-  EVENTFS_FILE_INO, EVENT_ENTRIES, EventCatalog, EventfsTexts, MODE_EVENTFS_DIR, MODE_RO, MODE_RW, ROOT_ENTRIES, SYSTEM_ENTRIES,
+  EVENTFS_FILE_INO, EVENT_ENTRIES, EventCatalog, MODE_EVENTFS_DIR, MODE_RO, MODE_RW, ROOT_ENTRIES, SYSTEM_ENTRIES,
   eventDirIno, systemDirIno, type Entry, type EntryContext,
 } from './eventfs.js';
 import { resolveFile, splitPath, type FileNode, type TracerState } from './files.js';
@@ -39,6 +39,7 @@ const INSTANCE_FILES: { name: string; mode: number; top?: boolean }[] = [
   { name: 'current_tracer', mode: MODE_RW },
   { name: 'error_log', mode: MODE_RW },
   { name: 'set_event', mode: MODE_RW },
+  { name: 'snapshot', mode: MODE_RW },
   { name: 'trace', mode: MODE_RW },
   { name: 'trace_clock', mode: MODE_RW },
   { name: 'trace_marker', mode: 0o220 },
@@ -49,6 +50,7 @@ const INSTANCE_DIRS = ['events', 'options', 'per_cpu'];
 const OPTION_FILES = ['overwrite', 'irq-info', 'record-tgid', 'context-info'];
 const PER_CPU_FILES: { name: string; mode: number }[] = [
   { name: 'buffer_size_kb', mode: MODE_RW },
+  { name: 'snapshot', mode: MODE_RW },
   { name: 'stats', mode: MODE_RO },
   { name: 'trace', mode: MODE_RW },
   { name: 'trace_pipe', mode: MODE_RO },
@@ -73,9 +75,8 @@ interface Attrs {
   gid?: number;
 }
 
-/** Per-instance tree state: filter/trigger texts, held eventfs directories, chmod/chown. */
+/** Per-instance tree state: held eventfs directories, chmod/chown. */
 interface InstanceTree {
-  texts: EventfsTexts;
   /** eventfs directory nodes that something holds, by key, with their hold counts. */
   held: Map<string, number>;
   attrs: Map<string, Attrs>;
@@ -98,7 +99,7 @@ export class ControlTree {
   private tree(instance: Instance): InstanceTree {
     let t = this.perInstance.get(instance);
     if (!t) {
-      t = { texts: new EventfsTexts(this.state.registry.maxEvents), held: new Map(), attrs: new Map() };
+      t = { held: new Map(), attrs: new Map() };
       this.perInstance.set(instance, t);
     }
     return t;
@@ -175,7 +176,7 @@ export class ControlTree {
   }
 
   private inEvents(instance: Instance, rest: string[], path: string): Found {
-    const ctx: EntryContext = { state: this.state, instance, texts: () => this.tree(instance).texts };
+    const ctx: EntryContext = { state: this.state, instance };
     const plain = PLAIN_BASE + instance.slot * PLAIN_SPAN;
     const entryFile = (entries: Entry[], name: string, keyDir: string, c: EntryContext): Found | null => {
       const entry = entries.find((e) => e.name === name && exists(e, c));

@@ -1,0 +1,105 @@
+/**
+ * Event trigger commands as the kernel parses them (kernel/trace/trace_events_trigger.c):
+ * `[!]<cmd>[:<count>] [if <filter>]`, and for enable_event/disable_event
+ * `[!]<cmd>:<sys>:<event>[:<count>] [if <filter>]`. Only the text is handled here; the filter
+ * after `if` is compiled by filter.ts against the event's fields and run by the instance.
+ */
+import { fail } from '../errno.js';
+import { parseKernelInteger } from './filter.js';
+
+export const TRIGGER_COMMANDS = ['traceon', 'traceoff', 'snapshot', 'stacktrace', 'enable_event', 'disable_event'] as const;
+export type TriggerCommand = (typeof TRIGGER_COMMANDS)[number];
+
+/** What `trigger` reads when it has none: the commands this tracer knows, in the kernel's order. */
+export const TRIGGER_HELP = `# Available triggers:\n# ${TRIGGER_COMMANDS.join(' ')}\n`;
+
+export interface TriggerSpec {
+  command: TriggerCommand;
+  /** `!cmd…`: remove the matching trigger. */
+  remove: boolean;
+  /** enable_event/disable_event: the event switched. */
+  target?: { system: string; event: string };
+  /** Times it may still fire; -1 is unlimited. */
+  count: number;
+  /** The filter text after `if`, or null. */
+  filter: string | null;
+}
+
+const isBlank = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n';
+
+/**
+ * Triggers of one kind share a slot: at most one of each per event (enable/disable_event: one
+ * per target), and `!` removes whichever holds the slot (`!traceon` removes a traceoff).
+ */
+export function triggerSlot(spec: Pick<TriggerSpec, 'command' | 'target'>): string {
+  switch (spec.command) {
+    case 'traceon':
+    case 'traceoff':
+      return 'traceonoff';
+    case 'enable_event':
+    case 'disable_event':
+      return `event:${spec.target!.system}:${spec.target!.event}`;
+    default:
+      return spec.command;
+  }
+}
+
+/** Parse one trigger write; EINVAL for anything the kernel refuses before looking at the filter. */
+export function parseTrigger(text: string): TriggerSpec {
+  let buff = text.replace(/^[ \t\n]+/, '').replace(/[ \t\n]+$/, '');
+  if (!buff) fail('EINVAL', 'empty trigger');
+  const remove = buff.startsWith('!');
+  if (remove) buff = buff.slice(1);
+  // The command ends at ':', space or tab (strsep(": \t")); the rest is param and filter.
+  let end = 0;
+  while (end < buff.length && buff[end] !== ':' && !isBlank(buff[end])) end++;
+  const name = buff.slice(0, end);
+  let rest: string | null = end < buff.length ? buff.slice(end + 1).replace(/^[ \t\n]+/, '') : null;
+  if (rest === '') rest = null;
+  const command = TRIGGER_COMMANDS.find((c) => c === name);
+  if (!command) fail('EINVAL', `unknown trigger command '${name}' (have: ${TRIGGER_COMMANDS.join(' ')})`);
+  const needsParam = command === 'enable_event' || command === 'disable_event';
+  let param: string | null = null;
+  let filter: string | null = null;
+  if (rest === null) {
+    if (needsParam) fail('EINVAL', `${command} needs SYSTEM:EVENT`);
+  } else if (!needsParam && !/^[0-9]/.test(rest)) {
+    filter = rest;
+  } else {
+    let i = 0;
+    while (i < rest.length && !isBlank(rest[i])) i++;
+    param = rest.slice(0, i);
+    const after = rest.slice(i + 1).replace(/^[ \t\n]+/, '');
+    filter = i < rest.length && after ? after : null;
+  }
+  let target: TriggerSpec['target'];
+  let countText: string | null = param;
+  if (needsParam) {
+    const parts = param!.split(':');
+    if (parts.length < 2) fail('EINVAL', `${command} needs SYSTEM:EVENT`);
+    target = { system: parts[0]!, event: parts[1]! };
+    countText = parts.length > 2 ? parts.slice(2).join(':') : null;
+  }
+  let count = -1;
+  if (countText !== null && !remove) {
+    const number = countText.split(':')[0]!;
+    const value = number ? parseKernelInteger(number, false) : null;
+    if (value === null || value > 0x7fffffffn) fail('EINVAL', `trigger count '${number}' is not a number`);
+    count = Number(value);
+  }
+  // A removal matches by command (and target) alone: its count and filter are not even parsed.
+  if (remove) filter = null;
+  if (filter !== null) {
+    const m = /^if[ \t]+(.*)$/s.exec(filter);
+    if (!m || !m[1]!.trim()) fail('EINVAL', `expected 'if FILTER' after the trigger, got '${filter}'`);
+    filter = m[1]!.replace(/[ \t\n]+$/, '');
+  }
+  return { command, remove, target, count, filter };
+}
+
+/** The line `trigger` reads back for one trigger, as the kernel prints it. */
+export function triggerLine(spec: TriggerSpec, remaining: number): string {
+  const name = spec.target ? `${spec.command}:${spec.target.system}:${spec.target.event}` : spec.command;
+  const count = remaining < 0 ? 'unlimited' : `count=${remaining}`;
+  return `${name}:${count}${spec.filter !== null ? ` if ${spec.filter}` : ''}\n`;
+}

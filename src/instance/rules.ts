@@ -1,0 +1,336 @@
+/**
+ * Filters and triggers of one instance. The main thread keeps their text and state (what the
+ * `filter` and `trigger` files read back, the error_log) and publishes each change to every
+ * thread as text; each thread compiles it into closures for its own emit path (see
+ * thread.ts). Counts live in a SharedArrayBuffer so `traceoff:3` fires three times in all,
+ * whichever threads hit it.
+ */
+import { fail } from '../errno.js';
+import { EventDef, type EventType } from '../events/event.js';
+import {
+  FilterError, compileFilter, failedFilterText, operandFor, type FieldLookup, type Predicate,
+} from '../events/filter.js';
+import { PRINT_FIELDS, STACK_EVENT } from '../events/ftrace.js';
+import type { FieldLayout } from '../events/fields.js';
+import { IDENTIFIER } from '../events/fields.js';
+import type { EventRegistry } from '../events/registry.js';
+import {
+  TRIGGER_HELP, parseTrigger, triggerLine, triggerSlot, type TriggerCommand, type TriggerSpec,
+} from '../events/trigger.js';
+import type { ControlBlock } from './control.js';
+
+/** A thread's constants, folded into its filters: the kernel's CPU, COMM and common_pid. */
+export interface ThreadConstants {
+  cpu: number;
+  pid: number;
+  comm: string;
+}
+
+/** One trigger as threads receive it. `count` holds the remaining count (-1: unlimited). */
+export interface TriggerPlan {
+  command: TriggerCommand;
+  /** enable_event/disable_event: the target's event index. */
+  target: number;
+  count: Int32Array;
+  filter: string | null;
+}
+
+/** The rules of one (instance, event), sent to every thread when they change. */
+export interface RulesUpdate {
+  kind: 'rules';
+  instance: number;
+  event: number;
+  /** The active filter (null: none, or a failed one: nothing is filtered). */
+  filter: string | null;
+  /** Newest first. */
+  triggers: TriggerPlan[];
+}
+
+const NO_FILTER = 'none\n';
+const ERROR_LOG_ENTRIES = 8;
+export const SYSTEM_FILTER_HELP = '### global filter ###\n# Use this to set filters for multiple events.\n'
+  + '# Only events with the given fields will be affected.\n'
+  + '# If no events are modified, an error message will be displayed here\n';
+
+function fieldsOf(type: EventType): readonly FieldLayout[] {
+  if (type instanceof EventDef) return type.layout.fields;
+  return type.index === 0 ? PRINT_FIELDS : [];
+}
+
+function accessor(name: string): (p: any) => unknown {
+  if (!IDENTIFIER.test(name)) throw new TypeError(`bad field name ${name}`);
+  // eslint-disable-next-line no-new-func -- a checked identifier, see events/codegen.ts
+  return new Function('p', `return p.${name};`) as (p: any) => unknown;
+}
+
+/**
+ * Fields a filter may name, in the kernel's order: the event's own, then CPU and COMM (the
+ * thread's, as constants), STACKTRACE, then the common fields (type, flags, preempt count, pid).
+ */
+export function fieldLookup(type: EventType, thread: ThreadConstants): FieldLookup {
+  const own = fieldsOf(type);
+  return (name) => {
+    const f = own.find((x) => x.name === name);
+    if (f) return operandFor(f, accessor(f.name));
+    const constant = (value: number, size: number, signed: boolean) => ({ kind: 'number' as const, size, signed, read: () => value });
+    switch (name) {
+      case 'CPU':
+      case 'cpu':
+      case 'common_cpu':
+        return { kind: 'cpu', value: thread.cpu };
+      case 'COMM':
+      case 'comm':
+        return { kind: 'const-string', value: thread.comm };
+      case 'STACKTRACE':
+        return constant(0, 8, false);
+      case 'common_type':
+        return constant(type.id, 2, false);
+      case 'common_flags':
+      case 'common_preempt_count':
+        return constant(0, 1, false);
+      case 'common_pid':
+        return constant(thread.pid, 4, true);
+      default:
+        return undefined;
+    }
+  };
+}
+
+/** A compiled filter, or null when it cannot be (it never fails after passing on the main thread). */
+export function compileOrNull(text: string | null, type: EventType, thread: ThreadConstants): Predicate | null {
+  if (text === null) return null;
+  try {
+    return compileFilter(text, fieldLookup(type, thread));
+  } catch {
+    return null;
+  }
+}
+
+interface TriggerEntry {
+  spec: TriggerSpec;
+  slot: string;
+  target: number;
+  count: Int32Array;
+}
+
+interface EventRules {
+  /** What `filter` reads (a failed filter with its caret and message), or null for `none`. */
+  filterShown: string | null;
+  filterActive: string | null;
+  triggers: TriggerEntry[];
+}
+
+/** What the rules need of their instance. */
+export interface RulesHost {
+  slot: number;
+  control: ControlBlock;
+  registry: EventRegistry;
+  /** Send an update to every thread writing this instance. */
+  publish(update: RulesUpdate): void;
+  allocateSnapshot(): void;
+  /** Timestamp for error_log, in ns. */
+  now(): number;
+  /** The constants of the thread doing the parsing (the main thread). */
+  thread: ThreadConstants;
+}
+
+export class InstanceRules {
+  private readonly host: RulesHost;
+  private readonly events = new Map<number, EventRules>();
+  /** How many enable_event/disable_event triggers target each event (their `enable` shows `*`). */
+  private readonly softRefs = new Map<number, number>();
+  private readonly systemFilters = new Map<string, string>();
+  private readonly errors: string[] = [];
+
+  constructor(host: RulesHost) {
+    this.host = host;
+  }
+
+  private rules(event: number): EventRules {
+    let r = this.events.get(event);
+    if (!r) this.events.set(event, (r = { filterShown: null, filterActive: null, triggers: [] }));
+    return r;
+  }
+
+  private type(event: number): EventType {
+    const t = this.host.registry.byIndex(event);
+    if (!t) fail('ENOENT', `no event ${event}`);
+    return t;
+  }
+
+  // ---- error_log ------------------------------------------------------------------------
+
+  errorLog(): string {
+    return this.errors.join('');
+  }
+
+  clearErrorLog(): void {
+    this.errors.length = 0;
+  }
+
+  /** tracing_log_err(): `[sec.usec] loc: error: text`, the command, a caret under `pos`. */
+  private logError(location: string, command: string, text: string, pos: number): void {
+    const ns = Math.max(0, Math.floor(this.host.now()));
+    const sec = Math.floor(ns / 1e9);
+    const usec = Math.floor((ns % 1e9) / 1e3);
+    const stamp = `[${String(sec).padStart(5)}.${String(usec).padStart(6, '0')}]`;
+    this.errors.push(`${stamp} ${location}: error: ${text}\n  Command: ${command}\n${' '.repeat(11 + pos)}^\n`);
+    if (this.errors.length > ERROR_LOG_ENTRIES) this.errors.shift();
+  }
+
+  /** Compile on the main thread to validate; a FilterError is logged and rethrown with its errno. */
+  private check(text: string, type: EventType): void {
+    try {
+      compileFilter(text, fieldLookup(type, this.host.thread));
+    } catch (err) {
+      if (!(err instanceof FilterError)) throw err;
+      this.logError('event filter parse error', text, err.text, err.error ? err.pos : 0);
+      throw err;
+    }
+  }
+
+  // ---- filters --------------------------------------------------------------------------
+
+  readFilter(event: number): string {
+    return this.events.get(event)?.filterShown ?? NO_FILTER;
+  }
+
+  /**
+   * Write `events/SYS/EV/filter`. `0` clears. A filter that does not parse replaces the active
+   * one with nothing (the event is no longer filtered), shows the error in the file, logs it
+   * in error_log, and fails with the kernel's errno for that error.
+   */
+  writeFilter(event: number, data: string): void {
+    const text = data.replace(/[ \t\n]+$/, '');
+    const r = this.rules(event);
+    if (text.trim() === '0') {
+      r.filterShown = null;
+      this.setFilter(event, null);
+      return;
+    }
+    try {
+      this.check(text, this.type(event));
+    } catch (err) {
+      if (!(err instanceof FilterError)) throw err;
+      r.filterShown = failedFilterText(text, err);
+      this.setFilter(event, null);
+      fail(err.code, `filter: ${err.text} (at byte ${err.pos}): ${text}`);
+    }
+    r.filterShown = `${text}\n`;
+    this.setFilter(event, text);
+  }
+
+  /**
+   * Write `events/SYS/filter`: every event of the system with the fields gets the filter;
+   * the others show the subsystem error in their own file. Fails (EINVAL) only when no event
+   * could take it, like process_system_preds().
+   */
+  writeSystemFilter(system: string, events: EventType[], data: string): void {
+    const text = data.replace(/[ \t\n]+$/, '');
+    if (events.length === 0) fail('ENODEV', `system ${system} has no events`);
+    if (text.trim() === '0') {
+      this.systemFilters.delete(system);
+      for (const e of events) this.writeFilter(e.index, '0');
+      return;
+    }
+    let taken = 0;
+    for (const e of events) {
+      const r = this.rules(e.index);
+      try {
+        this.check(text, e);
+        r.filterShown = `${text}\n`;
+        this.setFilter(e.index, text);
+        taken++;
+      } catch (err) {
+        if (!(err instanceof FilterError)) throw err;
+        r.filterShown = failedFilterText(text, new FilterError('EINVAL', 'BAD_SUBSYS_FILTER', 0));
+        this.setFilter(e.index, null);
+      }
+    }
+    if (taken === 0) {
+      this.systemFilters.set(system, failedFilterText(text, new FilterError('EINVAL', 'BAD_SUBSYS_FILTER', 0)));
+      fail('EINVAL', `filter: no event of ${system} has the fields of '${text}'`);
+    }
+    this.systemFilters.delete(system);
+  }
+
+  readSystemFilter(system: string): string {
+    return this.systemFilters.get(system) ?? SYSTEM_FILTER_HELP;
+  }
+
+  private setFilter(event: number, text: string | null): void {
+    const r = this.rules(event);
+    if (r.filterActive === text) return;
+    r.filterActive = text;
+    this.publish(event);
+  }
+
+  // ---- triggers -------------------------------------------------------------------------
+
+  readTriggers(event: number): string {
+    const list = this.events.get(event)?.triggers ?? [];
+    if (list.length === 0) return TRIGGER_HELP;
+    return list.map((t) => triggerLine(t.spec, Atomics.load(t.count, 0))).join('');
+  }
+
+  /** Soft mode: the event has triggers, or is the target of an enable/disable_event trigger. */
+  isSoft(event: number): boolean {
+    return (this.events.get(event)?.triggers.length ?? 0) > 0 || (this.softRefs.get(event) ?? 0) > 0;
+  }
+
+  /** Write `events/SYS/EV/trigger` (`>` and `>>` alike): add one trigger, or remove one with `!`. */
+  writeTrigger(event: number, data: string): void {
+    const spec = parseTrigger(data);
+    let target = -1;
+    if (spec.target) {
+      const t = this.host.registry.get(spec.target.system, spec.target.event);
+      if (!t || t.index === 0 || t.system === 'ftrace') fail('EINVAL', `no event ${spec.target.system}:${spec.target.event}`);
+      target = t.index;
+    }
+    const r = this.rules(event);
+    const slot = triggerSlot(spec);
+    const at = r.triggers.findIndex((t) => t.slot === slot);
+    if (spec.remove) {
+      if (at < 0) return;
+      const [gone] = r.triggers.splice(at, 1);
+      if (gone!.target >= 0) this.softRefs.set(gone!.target, (this.softRefs.get(gone!.target) ?? 1) - 1);
+      this.publish(event);
+      return;
+    }
+    // The kernel parses the `if` filter before it looks for a duplicate.
+    if (spec.filter !== null) this.check(spec.filter, this.type(event));
+    if (at >= 0) fail('EEXIST', `a ${slot === 'traceonoff' ? 'traceon/traceoff' : spec.command} trigger is already set`);
+    if (spec.command === 'snapshot') this.host.allocateSnapshot();
+    if (spec.command === 'stacktrace') this.host.registry.define(STACK_EVENT.system, STACK_EVENT.name, STACK_EVENT.fields, STACK_EVENT.options);
+    const count = new Int32Array(new SharedArrayBuffer(4));
+    count[0] = spec.count;
+    r.triggers.unshift({ spec, slot, target, count });
+    if (target >= 0) this.softRefs.set(target, (this.softRefs.get(target) ?? 0) + 1);
+    this.publish(event);
+  }
+
+  /** What a new thread needs: every rule in force. */
+  updates(): RulesUpdate[] {
+    return [...this.events.keys()].map((e) => this.update(e));
+  }
+
+  private update(event: number): RulesUpdate {
+    const r = this.rules(event);
+    return {
+      kind: 'rules',
+      instance: this.host.slot,
+      event,
+      filter: r.filterActive,
+      triggers: r.triggers.map((t) => ({ command: t.spec.command, target: t.target, count: t.count, filter: t.spec.filter })),
+    };
+  }
+
+  private publish(event: number): void {
+    const { control, slot } = this.host;
+    const triggered = (this.events.get(event)?.triggers.length ?? 0) > 0;
+    control.change(() => {
+      this.host.publish(this.update(event));
+      control.setTriggered(slot, event, triggered);
+    });
+  }
+}
