@@ -10,3 +10,4 @@ export type { Instance } from './instance/instance.js';
 export type { FieldSpec, FieldType, Payload } from './events/fields.js';
 export type { EventOptions, PrintSpec } from './events/event.js';
 export { TraceError, type ErrnoCode } from './errno.js';
+export { flightRecorder, FlightRecorder, FATAL_SIGNALS, type FlightRecorderOptions } from './flight/recorder.js';

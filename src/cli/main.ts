@@ -5,7 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runDemo } from './demo.js';
 import { runCat, runCtl, runLs, runMount } from './ctl.js';
 import { runList, runRecord, runStat } from './kernel.js';
-import { runConvert, runReport } from './report.js';
+import { runConvert, runRecover, runReport } from './report.js';
 
 const HELP = `Usage: nftrace <command> [options]
 
@@ -15,6 +15,7 @@ Commands:
   record    record the kernel's events into a trace.dat (root)
   report    print a trace.dat (the kernel's, trace-cmd's or ours) like trace-cmd report
   convert   turn a trace.dat into chrome-json (Perfetto UI), text, or trace.dat v6/v7
+  recover   turn a flight recorder's persist file into a trace.dat
   list      the kernel's event systems, events, instances or clocks
   stat      the state of the kernel's tracing (events, filters, buffers, instances)
   ctl       read or write a control file of a traced Node process (its control socket)
@@ -105,6 +106,21 @@ enabled, removes its instance, writes the trace.dat and prints each CPU's losses
       input: { type: 'string', short: 'i' },
       output: { type: 'string', short: 'o' },
       to: { type: 'string' },
+    },
+  },
+  recover: {
+    usage: `Usage: nftrace recover FILE [-o OUT.dat] [--file-version V]
+
+Reads a persist file written by flightRecorder({ persist: FILE }) (also after SIGKILL, an
+OOM kill or abort()) and writes the pages it holds as a trace.dat. Says how many pages each
+buffer got back, whether the newest page was cut off mid-write, and what could not be read.
+
+  -o FILE           output (default trace.dat)
+  --file-version V  6 or 7 (default 7, zstd)
+`,
+    options: {
+      output: { type: 'string', short: 'o' },
+      'file-version': { type: 'string' },
     },
   },
   list: {
@@ -270,6 +286,12 @@ async function main(argv: string[]): Promise<number> {
       const to = str('to');
       if (to !== 'chrome-json' && to !== 'text' && to !== 'dat6' && to !== 'dat7') throw new UsageError('--to wants chrome-json, text, dat6 or dat7');
       await runConvert(str('input') ?? 'trace.dat', to, str('output'), process.stdout);
+      return 0;
+    }
+    case 'recover': {
+      if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'recover needs a persist FILE');
+      const version = oneOf('file-version', str('file-version'), ['6', '7'] as const, '7');
+      await runRecover(positionals[0]!, str('output') ?? 'trace.dat', version === '6' ? 6 : 7, process.stdout);
       return 0;
     }
     case 'list':

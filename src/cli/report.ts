@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { report, statReport } from '../format/report.js';
+import { recoverPersistFile } from '../flight/recover.js';
 import { readTraceDatFile } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
 import { contentOf, writeTraceDat } from '../format/tracedat/writer.js';
@@ -73,4 +74,23 @@ export async function runConvert(input: string, to: ConvertTarget, output: strin
     (out as ReturnType<typeof createWriteStream>).end();
     await once(out, 'close');
   }
+}
+
+/** `nftrace recover`: a persist file back into a trace.dat, with what came back per buffer. */
+export async function runRecover(input: string, output: string, version: 6 | 7, stdout: Writable): Promise<void> {
+  const got = recoverPersistFile(input);
+  await writeTraceDat(output, got.content, { version, compression: version === 6 ? 'none' : 'zstd' });
+  const lines = [`${input}: process ${got.pid}, ${got.closed ? 'closed cleanly' : 'not closed (the process died with the recorder running)'}`];
+  for (const c of got.cpus) {
+    if (c.pages === 0 && c.bad === 0) continue;
+    const notes = [
+      c.tailCut ? 'newest page was still being filled (events after the last mirror pass are missing)' : 'newest page complete',
+      ...(c.gaps ? [`${c.gaps} pages overwritten before they were saved`] : []),
+      ...(c.bad ? [`${c.bad} torn slots skipped`] : []),
+    ];
+    lines.push(`  ${c.instance || 'top level'} cpu${c.cpu}: ${c.pages} pages recovered; ${notes.join('; ')}`);
+  }
+  const total = got.cpus.reduce((n, c) => n + c.pages, 0);
+  lines.push(`wrote ${output}: ${total} pages`);
+  stdout.write(`${lines.join('\n')}\n`);
 }

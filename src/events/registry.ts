@@ -50,6 +50,20 @@ export class EventRegistry {
     return this.types;
   }
 
+  /**
+   * Every event's format file as a trace.dat holds them: ftrace's own (print, js_stack) apart,
+   * the others grouped by system in definition order.
+   */
+  formatFiles(): { ftrace: string[]; systems: { name: string; formats: string[] }[] } {
+    const ftrace: string[] = [];
+    const systems = new Map<string, string[]>();
+    for (const e of this.all()) {
+      if (e.system === 'ftrace') ftrace.push(e.formatFile());
+      else systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
+    }
+    return { ftrace, systems: [...systems].map(([name, formats]) => ({ name, formats })) };
+  }
+
   get(system: string, name: string): EventType | undefined {
     this.sync();
     return this.byName.get(`${system}/${name}`);

@@ -287,7 +287,7 @@ export function ringPageViews(view: RingView): { pages: Uint8Array[]; stable(): 
  * Copy page `slot` whole into `out` at `at`, dropping its first `skip` events. Returns the bytes
  * used (0 for a page with nothing left, else the sub-buffer size) or -1 when the copy was torn.
  */
-function copyPageImage(view: RingView, slot: number, skip: number, out: Uint8Array, at: number): number {
+export function copyPageImage(view: RingView, slot: number, skip: number, out: Uint8Array, at: number): number {
   const seqIndex = view.seqIndex + slot;
   const before = Atomics.load(view.i32, seqIndex);
   if (before & 1) return -1;
@@ -330,4 +330,14 @@ export function writeEvents(events: EventList, writer: RingWriter): void {
     writer.u8.set(events.bytes.subarray(events.off[i]!, events.off[i]! + len), at);
     writer.commit();
   }
+}
+
+/**
+ * Page counters of a ring for a mirror that follows the writer (the persist worker): the
+ * oldest page still held and the page being written; null while the ring is empty.
+ */
+export function pageSpan(view: RingView): { head: number; tail: number } | null {
+  const head = Atomics.load(view.i32, I_STATE) >>> view.kBits;
+  const tail = Atomics.load(view.i32, I_TAIL);
+  return view.distance(tail, head) >= view.pages ? null : { head, tail };
 }

@@ -5,16 +5,15 @@
  */
 import { MessageChannel, threadId } from 'node:worker_threads';
 import { fail } from '../errno.js';
-import type { EventOptions } from '../events/event.js';
+import type { EventOptions, EventType } from '../events/event.js';
 import type { FieldSpec } from '../events/fields.js';
 import { EventRegistry } from '../events/registry.js';
 import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
 import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instance.js';
 import { ThreadContext, type ThreadUpdate, type TraceEvent } from '../instance/thread.js';
-import { PRINT_EVENT } from '../events/ftrace.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
-import { cpuStatOptions, localUname, writeTraceDat, type CpuPages } from '../format/tracedat/writer.js';
+import { cpuStatOptions, localUname, writeTraceDat, writeTraceDatSync, type CpuPages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { NAME_MAX, splitPath, type TracerState } from './files.js';
 import { ControlTree, DirHandle, TraceFile, type Stat } from './tree.js';
@@ -220,41 +219,79 @@ export class Tracer {
    * report` and KernelShark open: each thread's buffer is a CPU. Non-consuming. Returns bytes written.
    */
   async saveTraceDat(file: string, options: SaveTraceDatOptions = {}): Promise<number> {
-    const inst = options.instance ? this.state.instances.get(options.instance) : this.state.top;
-    if (!inst) fail('ENOENT', `no instance '${options.instance}'`);
-    const systems = new Map<string, string[]>();
-    const ftraceFormats = [PRINT_EVENT.formatFile()];
-    for (const e of this.state.registry.all()) {
-      if (e.index === 0) continue;
-      // The tracer's own events (js_stack) go with ftrace's, as the kernel's do.
-      if (e.system === 'ftrace') ftraceFormats.push(e.formatFile());
-      else systems.set(e.system, [...(systems.get(e.system) ?? []), e.formatFile()]);
+    const inst = options.instance ? this.instance(options.instance) : this.state.top;
+    const snapshot = options.snapshot ?? false;
+    const content = (pages: (inst: Instance, cpu: number) => CpuPages) => this.datContent([inst], snapshot, pages);
+    const write = (pages: (inst: Instance, cpu: number) => CpuPages) =>
+      writeTraceDat(file, content(pages), { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
+    // Write the rings' pages in place; if a writer recycled one of them meanwhile, write copies.
+    const views = pageViewsOf([inst], snapshot);
+    if (views) {
+      const bytes = await write((i, c) => views.get(i)![c]!.pages);
+      if (stable(views)) return bytes;
     }
-    const cpuIds = Array.from({ length: inst.cpuCount }, (_, c) => c);
-    const snap = options.snapshot ?? false;
-    const write = (cpus: CpuPages[]) => writeTraceDat(file, {
-      pageSize: inst.subbuf,
-      headerPage: HEADER_PAGE_TEXT(inst.subbuf - 16),
+    return write((i, c) => i.pages(c, snapshot));
+  }
+
+  /**
+   * Save the top level and every instance with its sub-buffer size into one trace.dat (each a
+   * buffer), synchronously: what a crash dump needs, when no promise will run again. Defaults to
+   * v7 without compression, the fastest to write. Returns bytes written.
+   */
+  saveAllSync(file: string, options: Omit<SaveTraceDatOptions, 'instance'> = {}): number {
+    const top = this.state.top;
+    const instances = [top, ...[...this.state.instances.values()].filter((i) => i.subbuf === top.subbuf)];
+    const snapshot = options.snapshot ?? false;
+    const write = (pages: (inst: Instance, cpu: number) => CpuPages) =>
+      writeTraceDatSync(file, this.datContent(instances, snapshot, pages), { version: options.version ?? 7, compression: options.compression ?? 'none' });
+    const views = pageViewsOf(instances, snapshot);
+    if (views) {
+      const bytes = write((i, c) => views.get(i)![c]!.pages);
+      if (stable(views)) return bytes;
+    }
+    return write((i, c) => i.pages(c, snapshot));
+  }
+
+  /**
+   * What a trace.dat of these instances holds besides their pages: formats and names come from
+   * the registry and the thread list, never from the rings, so a dump does not depend on events
+   * that were overwritten.
+   */
+  private datContent(instances: Instance[], snapshot: boolean, pages: (inst: Instance, cpu: number) => CpuPages): TraceDatContent {
+    const top = instances[0]!;
+    const formats = this.state.registry.formatFiles();
+    const cpuIds = Array.from({ length: top.cpuCount }, (_, c) => c);
+    return {
+      pageSize: top.subbuf,
+      headerPage: HEADER_PAGE_TEXT(top.subbuf - 16),
       headerEvent: HEADER_EVENT_TEXT,
-      ftraceFormats,
-      systems: [...systems].map(([name, formats]) => ({ name, formats })),
+      ftraceFormats: formats.ftrace,
+      systems: formats.systems,
       kallsyms: '',
       printk: '',
       cmdlines: `${process.pid} ${this.threads[0]!.name}\n`,
-      cpuCount: inst.cpuCount,
-      buffers: [{ name: options.instance ?? '', clock: inst.clockName, cpus }],
-      traceClock: inst.clockText(),
-      cpuStats: cpuStatOptions(options.instance ?? '', cpuIds.map((c) => ({ cpu: c, text: inst.statsText(c, snap) }))),
+      cpuCount: top.cpuCount,
+      buffers: instances.map((inst) => ({ name: inst.name, clock: inst.clockName, cpus: cpuIds.map((c) => pages(inst, c)) })),
+      traceClock: top.clockText(),
+      cpuStats: instances.flatMap((inst) => cpuStatOptions(inst.name, cpuIds.map((c) => ({ cpu: c, text: inst.statsText(c, snapshot) })))),
       uname: localUname(),
       version: `nftrace ${process.version}`,
-    }, { version: options.version ?? 7, compression: options.compression ?? 'zstd' });
-    // Write the rings' pages in place; if a writer recycled one of them meanwhile, write copies.
-    const views = cpuIds.map((c) => inst.pageViews(c, snap));
-    if (views.every((v) => v !== null)) {
-      const bytes = await write(views.map((v) => v!.pages));
-      if (views.every((v) => v!.stable())) return bytes;
-    }
-    return write(cpuIds.map((c) => inst.pages(c, snap)));
+    };
+  }
+
+  /** Thread names by CPU number (the main thread is CPU 0). */
+  threadNames(): string[] {
+    return this.threads.map((t) => t.name);
+  }
+
+  /** Every event type defined so far (by any thread). */
+  eventTypes(): readonly EventType[] {
+    return this.state.registry.all();
+  }
+
+  /** Every event's format file, as a trace.dat holds them. */
+  eventFormats(): ReturnType<EventRegistry['formatFiles']> {
+    return this.state.registry.formatFiles();
   }
 
   /** Names of the named instances. */
@@ -298,6 +335,23 @@ export class Tracer {
     };
     return { handle, transferList: [port2] };
   }
+}
+
+type PageViews = NonNullable<ReturnType<Instance['pageViews']>>;
+
+/** Page views of every CPU of these instances, or null if a page is being recycled right now. */
+function pageViewsOf(instances: Instance[], snapshot: boolean): Map<Instance, PageViews[]> | null {
+  const out = new Map<Instance, PageViews[]>();
+  for (const inst of instances) {
+    const views = Array.from({ length: inst.cpuCount }, (_, c) => inst.pageViews(c, snapshot));
+    if (views.some((v) => v === null)) return null;
+    out.set(inst, views as PageViews[]);
+  }
+  return out;
+}
+
+function stable(views: Map<Instance, PageViews[]>): boolean {
+  return [...views.values()].every((list) => list.every((v) => v.stable()));
 }
 
 function threadName(): string {

@@ -16,16 +16,17 @@ export interface Codec {
 }
 
 let zstd: Promise<Codec> | null = null;
+let zstdLoaded: Codec | null = null;
 
 async function loadZstd(): Promise<Codec> {
   const wasm = await import('@bokuweb/zstd-wasm');
   await wasm.init();
-  return {
+  return (zstdLoaded = {
     name: 'zstd',
     version: '1.5.4',
     compress: (data) => wasm.compress(data, 3),
     decompress: (data, size) => wasm.decompress(data, { defaultHeapSize: Math.max(size, 1024) }),
-  };
+  });
 }
 
 const ZLIB: Codec = {
@@ -49,4 +50,15 @@ export async function codecFor(name: string): Promise<Codec | null> {
     default:
       throw new Error(`unsupported compression '${name}'`);
   }
+}
+
+/** A codec usable synchronously: none and zlib always, zstd once codecFor('zstd') has loaded it. */
+export function loadedCodec(name: string): Codec | null {
+  if (name === 'zstd') {
+    if (!zstdLoaded) throw new Error("zstd is not loaded yet (await codecFor('zstd') first)");
+    return zstdLoaded;
+  }
+  if (name === 'zlib') return ZLIB;
+  if (name === 'none' || name === '') return null;
+  throw new Error(`unsupported compression '${name}'`);
 }

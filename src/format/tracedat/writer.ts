@@ -4,10 +4,10 @@
  * and per buffer and CPU the raw sub-buffer pages, so kernel recordings and nftrace snapshots go
  * through the same code.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { hostname, machine, release, type } from 'node:os';
 import { open } from 'node:fs/promises';
-import { codecFor, type Codec, type CompressionName } from './compress.js';
+import { codecFor, loadedCodec, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
 import { cpuStatTexts, optionText, type TraceDat } from './reader.js';
 
@@ -179,7 +179,6 @@ function stringOption(o: Out, id: number, text: string): void {
   o.u16(id).u32(b.length).bytes(b);
 }
 
-/** Write a trace.dat (mode 0600) piece by piece, never joining the CPU data in memory. */
 /**
  * CPUSTAT option texts as trace-cmd stores them: `CPU: N` and that CPU's `stats` file, an
  * instance's preceded by a `Buffer: NAME` heading.
@@ -203,7 +202,7 @@ function commonOptions(o: Out, c: TraceDatContent): void {
 
 /** Write a trace.dat (mode 0600) piece by piece: CPU data is never joined, spooled pages are copied. */
 export async function writeTraceDat(path: string, content: TraceDatContent, options: WriteOptions): Promise<number> {
-  const parts = await encodeParts(content, options);
+  const parts = encodeParts(content, options, await codecFor(options.compression ?? 'zstd'));
   const file = await open(path, 'w', 0o600);
   try {
     let batch: Uint8Array[] = [];
@@ -227,16 +226,38 @@ export async function writeTraceDat(path: string, content: TraceDatContent, opti
   return parts.reduce((n, p) => n + pieceLength(p), 0);
 }
 
-export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array> {
-  return Buffer.concat((await encodeParts(c, options)).map(materialize));
+/**
+ * The same, synchronously, for a process about to die (crash dumps): no promise ever runs.
+ * Compression must be 'none' or 'zlib', or 'zstd' once loaded (see loadedCodec).
+ */
+export function writeTraceDatSync(path: string, content: TraceDatContent, options: WriteOptions): number {
+  const parts = encodeParts(content, options, loadedCodec(options.compression ?? 'none'));
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    for (const part of parts) {
+      if (part instanceof Uint8Array) writeAll(fd, part);
+      else for (const chunk of fileChunks(part)) writeAll(fd, chunk);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return parts.reduce((n, p) => n + pieceLength(p), 0);
 }
 
-async function encodeParts(c: TraceDatContent, options: WriteOptions): Promise<Piece[]> {
+function writeAll(fd: number, data: Uint8Array): void {
+  for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
+}
+
+export async function encodeTraceDat(c: TraceDatContent, options: WriteOptions): Promise<Uint8Array> {
+  return Buffer.concat(encodeParts(c, options, await codecFor(options.compression ?? 'zstd')).map(materialize));
+}
+
+function encodeParts(c: TraceDatContent, options: WriteOptions, codec: Codec | null): Piece[] {
   for (const b of c.buffers) {
     if (b.cpus.length !== c.cpuCount) throw new Error(`buffer '${b.name}' has ${b.cpus.length} CPUs, the file ${c.cpuCount}`);
     for (const pages of b.cpus) if (byteLength(pages) % c.pageSize) throw new Error(`buffer '${b.name}': CPU data is not whole ${c.pageSize}-byte pages`);
   }
-  return options.version === 6 ? encodeV6(c).parts() : encodeV7(c, await codecFor(options.compression ?? 'zstd'));
+  return options.version === 6 ? encodeV6(c).parts() : encodeV7(c, codec);
 }
 
 function opening(c: TraceDatContent, version: number): Out {
