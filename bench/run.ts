@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: what an event costs, against the baselines named in issue #3, trace.dat
- * writing and decoding (#4), and the control tree's memory and FUSE latency (#5), in one run.
+ * writing and decoding (#4), the control tree's memory and FUSE latency (#5), and the flight
+ * recorder's filters, snapshot swaps, crash dumps and persist worker (#6), in one run.
  * Prints a table and writes bench/results/core-<timestamp>.json.
  */
 import { mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { Tracer } from '../src/index.js';
 import { monoNow } from '../src/instance/clock.js';
 import { eventfsBench } from './eventfs.js';
 import { traceDatBench } from './tracedat.js';
+import { flightBench } from './flight.js';
 
 interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
@@ -137,6 +139,7 @@ async function main() {
   const heap = heapCase(num);
   const dat = await traceDatBench(quick ? 1_000_000 : 10_000_000);
   const tree = await eventfsBench(quick ? [1, 10] : [1, 10, 100]);
+  const flight = await flightBench(quick);
   const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
   const numeric = get('enabled, 3 numeric');
   const clock = get('clock read: nftrace');
@@ -178,11 +181,29 @@ async function main() {
     // 64 KB of slack: at these sizes V8's own housekeeping moves the heap by about that much.
     'eventfs memory back within 10% of untouched after the walk': walked.every((r) => r.afterReadKB <= r.untouchedKB * 1.1 + 64),
   });
+  const fl = flight;
+  console.log('\nflight recorder\n');
+  console.log('| case | value | vs |');
+  console.log('|---|---:|---|');
+  console.log(`| emit, no filter | ${fl.unfilteredNs.toFixed(2)} ns | |`);
+  console.log(`| emit, filter \`b == 2\` passes | ${fl.filteredInNs.toFixed(2)} ns | +${(fl.filteredInNs - fl.unfilteredNs).toFixed(2)} ns |`);
+  console.log(`| emit, filter \`b == 3\` drops it | ${fl.filteredOutNs.toFixed(2)} ns | ${(fl.filteredOutNs - fl.unfilteredNs).toFixed(2)} ns |`);
+  console.log(`| snapshot swap, 1 MB per thread | ${(fl.swap1MBNs / 1e3).toFixed(1)} us | |`);
+  console.log(`| snapshot swap, 64 MB per thread | ${(fl.swap64MBNs / 1e3).toFixed(1)} us | ${(fl.swap64MBNs / fl.swap1MBNs).toFixed(2)}x the 1 MB swap |`);
+  console.log(`| crash dump (sync trace.dat v7, ${fl.dumpMB.toFixed(0)} MB) | ${fl.dumpMBps.toFixed(0)} MB/s | |`);
+  const p = fl.persist;
+  console.log(`| 1 M events/s, overwrite mode: CPU per event (all threads) | ${p.plainCpuNsPerEvent.toFixed(0)} ns | emit ${p.plainEmitNs.toFixed(1)} ns |`);
+  console.log(`| 1 M events/s, persist mode: CPU per event (all threads) | ${p.persistCpuNsPerEvent.toFixed(0)} ns | emit ${p.persistEmitNs.toFixed(1)} ns; +${(p.persistCpuNsPerEvent - p.plainCpuNsPerEvent).toFixed(0)} ns CPU |`);
+  Object.assign(checks, {
+    'filter adds <= 5 ns (simple numeric, passes)': fl.filteredInNs - fl.unfilteredNs <= 5,
+    'snapshot swap independent of size (64 MB <= 2x 1 MB)': fl.swap64MBNs <= 2 * fl.swap1MBNs,
+    'crash dump >= 500 MB/s': fl.dumpMBps >= 500,
+  });
   for (const [k, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'MISS'}  ${k}`);
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, checks, sink }, null, 2));
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, checks, sink }, null, 2));
   console.log(`\nsaved ${out}`);
 }
 

@@ -1,14 +1,23 @@
 /**
  * `nftrace demo` (what `npm start` runs): a small node:http service instrumented with nftrace
  * events, loaded from inside the process for a few seconds; then the head of `trace`, each
- * buffer's `stats`, and what an event costs next to a clock read.
+ * buffer's `stats`, and what an event costs next to a clock read. And the flight recorder's
+ * story: the noisy events flood the top level, while a rare error in an instance of its own
+ * takes a snapshot of what led up to it (written to a file as it happens); last, a child
+ * process that crashes leaves a dump, opened here as `nftrace report` would.
  */
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Tracer } from '../index.js';
+import { TraceDatEvents, Tracer, flightRecorder, readTraceDatFile } from '../index.js';
+import { report } from '../format/report.js';
 
 export interface DemoOptions {
   seconds: number;
@@ -28,6 +37,7 @@ function defineEvents(tracer: Tracer) {
       print: { fmt: 'id=%u status=%u took=%uus', args: ['id', 'status', 'micros'] },
     }),
     query: tracer.defineEvent('db', 'query', { table: 'char[16]', key: 'u32', rows: 'u16', hit: 'bool' }),
+    error: tracer.defineEvent('app', 'error', { id: 'u32', code: 'u16', message: 'string' }),
   };
 }
 
@@ -47,7 +57,11 @@ function startServer(tracer: Tracer, worker: Worker) {
       ev.response.emit({ id, status, micros: Math.round((performance.now() - start) * 1000) });
     };
     const user = /^\/users\/(\d+)$/.exec(req.url ?? '');
-    if (req.method === 'GET' && user) {
+    if (req.method === 'GET' && user && Number(user[1]) === 499 && id % 7 === 0) {
+      // The rare failure the flight recorder is there for.
+      ev.error.emit({ id, code: 503, message: 'user store timed out' });
+      finish(503, 'try again');
+    } else if (req.method === 'GET' && user) {
       const key = Number(user[1]);
       const hit = cache.has(key);
       if (!hit) cache.set(key, `user ${key}`);
@@ -142,6 +156,14 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   tracer.mkdir('instances/responses');
   tracer.write('instances/responses/buffer_size_kb', '64');
   tracer.write('instances/responses/events/http/response/enable', '1');
+  // The flight recorder: every event in a small overwrite buffer of its own; the first error
+  // takes a snapshot (what led up to it), which the recorder writes to a file right away.
+  const dumps = mkdtempSync(join(tmpdir(), 'nftrace-demo-'));
+  tracer.mkdir('instances/errors');
+  tracer.write('instances/errors/buffer_size_kb', '16');
+  tracer.write('instances/errors/events/enable', '1');
+  tracer.write('instances/errors/events/app/error/trigger', 'snapshot:1');
+  const recorder = flightRecorder(tracer, { dir: dumps, snapshots: true, signals: [] });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -164,5 +186,33 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   }
   out('\n---- instances/responses: last 3 lines of trace ----\n');
   out(tracer.read('instances/responses/trace').trimEnd().split('\n').slice(-3).join('\n') + '\n\n');
+  await flightStory(tracer, recorder, dumps, out);
   costs(out);
+}
+
+/** What the flight recorder kept: the error's snapshot, its file, and a crashed child's dump. */
+async function flightStory(tracer: Tracer, recorder: ReturnType<typeof flightRecorder>, dumps: string, out: (text: string) => void) {
+  const errors = tracer.instance('errors');
+  const top = tracer.instance().totals();
+  out(`---- flight recorder ----\n`);
+  out(`The top level recorded ${top.committed} events and overwrote ${top.overrun} of them.\n`);
+  if (errors.snapshotCount === 0) {
+    out('No request failed this time, so no snapshot was taken (run it longer: --seconds 10).\n\n');
+  } else {
+    await new Promise((r) => setTimeout(r, 250)); // the recorder writes snapshots within 100 ms
+    const lines = tracer.read('instances/errors/snapshot').trimEnd().split('\n').filter((l) => !l.startsWith('#'));
+    out(`The first app:error took a snapshot of instances/errors; its last ${Math.min(6, lines.length)} of ${lines.length} lines:\n`);
+    out(lines.slice(-6).join('\n') + '\n');
+    const file = recorder.files.find((f) => f.includes('snapshot'));
+    out(`Written while tracing went on: ${file ?? '(not yet)'}\n  open it with: nftrace report -i ${file ?? 'FILE'}   (or trace-cmd report -i ...)\n\n`);
+  }
+  await recorder.close();
+  const child = spawnSync(process.execPath, [fileURLToPath(new URL('./demo-crash.js', import.meta.url)), dumps], { encoding: 'utf8' });
+  const said = /flight recorder wrote (\S+\.dat)/.exec(child.stderr);
+  out(`A child process that throws (exit code ${child.status}) left a crash dump: ${said?.[1] ?? '(none: see its stderr)'}\n`);
+  if (said) {
+    out(`---- nftrace report -i ${said[1]} (last 4 lines) ----\n`);
+    const lines = [...report(new TraceDatEvents(await readTraceDatFile(said[1]!)), { plugins: true })];
+    out(lines.slice(-4).join('\n') + '\n\n');
+  }
 }

@@ -44,11 +44,15 @@ export class Persister {
     this.file = options.file;
     this.pages = options.pages;
     this.fd = openSync(options.file, 'w+', 0o600);
-    this.worker = new Worker(new URL('./persist-worker.js', import.meta.url), { workerData: { file: options.file, intervalMs: options.intervalMs } });
-    this.worker.unref();
+    this.worker = new Worker(new URL('./persist-worker.js', import.meta.url), {
+      workerData: { file: options.file, intervalMs: options.intervalMs },
+      // The worker needs none of the process's flags (some, like --input-type, break it).
+      execArgv: [],
+    });
+    // Referenced only while we wait on it (start, close): it never keeps the process alive.
     this.started = new Promise((resolve, reject) => {
-      this.worker.once('message', () => resolve());
-      this.worker.once('error', reject);
+      this.worker.once('message', () => (this.worker.unref(), resolve()));
+      this.worker.once('error', (err) => (this.worker.unref(), reject(err)));
     });
     this.update();
     this.watch = setInterval(() => this.update(), WATCH_MS).unref();
@@ -121,6 +125,7 @@ export class Persister {
   async close(): Promise<void> {
     clearInterval(this.watch);
     this.update();
+    this.worker.ref();
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage({ kind: 'stop' } satisfies PersistMessage);
     await exited;
