@@ -7,11 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TraceDatEvents, readTraceDatFile } from '../src/index.js';
+import { TraceDatEvents, Tracer, flightRecorder, readTraceDatFile } from '../src/index.js';
+import { report } from '../src/format/report.js';
 import { FATAL_SIGNALS } from '../src/flight/recorder.js';
 import { needTraceCmd } from './helpers/trace-cmd.js';
 
@@ -160,6 +161,33 @@ test('persist: the window lost at a sudden SIGKILL is short (measured, printed)'
     t.diagnostic(`events recovered ${count}; newest recovered event ${windowMs.toFixed(2)} ms before death`);
     assert.ok(count > EVENTS, 'events of the burst were mirrored');
     assert.ok(windowMs >= 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('snapshots are written to files as they happen, and dump() can write text too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-snapfile-'));
+  try {
+    const tracer = new Tracer({ env: {} });
+    const err = tracer.defineEvent('app', 'err', { code: 'u16' });
+    tracer.mkdir('instances/errors');
+    tracer.write('instances/errors/events/app/enable', '1');
+    tracer.write('instances/errors/events/app/err/trigger', 'snapshot if code >= 500');
+    const rec = flightRecorder(tracer, { dir: join(dir, 'd'), snapshots: true, text: true, signals: [] });
+    err.emit({ code: 404 });
+    err.emit({ code: 503 });
+    await new Promise((r) => setTimeout(r, 400));
+    const snap = rec.files.find((f) => f.includes('snapshot-errors'));
+    assert.ok(snap, `a snapshot file (${rec.files.join(', ')})`);
+    const lines = [...report(new TraceDatEvents(await readTraceDatFile(snap)), {})].join('\n');
+    assert.match(lines, /err: +code=404/);
+    assert.match(lines, /err: +code=503/);
+    const [dat, txt] = rec.dump('manual');
+    assert.match(dat!, /-manual\.dat$/);
+    assert.match(readFileSync(txt!, 'utf8'), /### instance: errors\n# tracer: nop/);
+    await rec.close();
+    assert.equal(process.listenerCount('uncaughtExceptionMonitor'), 0, 'close() removes the handlers');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -117,6 +117,26 @@ test('FUSE: an instance is busy while a file that pins it is open, and removable
   });
 });
 
+test('FUSE: snapshot, filters and triggers from a shell, with the kernel\'s errors', async (t) => {
+  if (!needFuse(t)) return;
+  await withMount(async (dir, tracer) => {
+    const request = tracer.defineEvent('http', 'request', { status: 'u16' });
+    tracer.write('events/http/enable', '1');
+    request.emit({ status: 200 });
+    const r = await sh(dir, [
+      'echo 1 > snapshot && grep -c status=200 snapshot',
+      'echo "status >= 500" > events/http/request/filter && cat events/http/request/filter',
+      'echo "bogus == 1" > events/http/request/filter; cat events/http/request/filter | head -3',
+      'echo traceoff > events/http/request/trigger && cat events/http/request/trigger events/http/request/enable',
+      'echo traceon > events/http/request/trigger',
+    ].join('; '));
+    // stdout, then stderr (sh() puts them one after the other).
+    const want = '1\nstatus >= 500\nbogus == 1\n      ^\nparse_error: Field not found\ntraceoff:unlimited\n1*\n';
+    assert.ok(r.out.startsWith(want), r.out);
+    assert.match(r.out, /write error: Invalid argument\n.*write error: File exists\n$/);
+  });
+});
+
 test('FUSE: trace_marker lands in trace; cat trace_pipe blocks until an event comes, and Ctrl-C ends it', async (t) => {
   if (!needFuse(t)) return;
   await withMount(async (dir, tracer) => {
