@@ -13,7 +13,7 @@
  * one predicate and on a given result jumps forward (see predicateParse).
  */
 import type { ErrnoCode } from '../errno.js';
-import type { FieldLayout } from './fields.js';
+import { IDENTIFIER, type FieldLayout } from './fields.js';
 
 /** Kernel filter error texts (FILT_ERR_*), by the name the kernel gives them. */
 export const FILTER_ERRORS = {
@@ -73,7 +73,11 @@ export function failedFilterText(filter: string, err: FilterError): string {
 
 /** What a predicate reads. Payload fields read `p`; the thread's constants are folded in. */
 export type FilterOperand =
-  | { kind: 'number'; size: number; signed: boolean; read: (p: any) => unknown }
+  | {
+    kind: 'number'; size: number; signed: boolean; read: (p: any) => unknown;
+    /** For payload fields up to 32 bits: a JS expression over `p` giving the stored value (see operandFor). */
+    expr?: string;
+  }
   | { kind: 'string'; read: (p: any) => unknown }
   | { kind: 'const-string'; value: string }
   | { kind: 'cpu'; value: number };
@@ -443,6 +447,7 @@ function numberPredicate(field: FilterOperand, op: Op, raw: bigint): Predicate {
   }
   if (field.kind !== 'number') return alwaysFalse;
   const value = truncate(raw, field.size, field.signed);
+  if (field.size < 8 && field.expr) return compiledCompare(field.expr, op, Number(value));
   const read = numericReader(field);
   if (field.size < 8) {
     const c = Number(value);
@@ -467,6 +472,19 @@ function numberPredicate(field: FilterOperand, op: Op, raw: bigint): Predicate {
     const v = read(p);
     return typeof v === 'number' && small !== null ? compare(op, v, small) : compare(op, BigInt(v), value);
   };
+}
+
+/**
+ * A comparison on a small integer field as one generated function, so V8 inlines it whole into
+ * the emitter (the filtered emit path's budget is a few ns). The source holds only `expr`, made
+ * by operandFor from a field name that passed IDENTIFIER, an operator from OPS and an integer
+ * we formatted: no user text (the same rule as events/codegen.ts).
+ */
+function compiledCompare(expr: string, op: Op, c: number): Predicate {
+  if (!Number.isSafeInteger(c) || !OPS.includes(op)) throw new TypeError('bad comparison');
+  const test = op === '&' ? `((${expr}) & ${c}) !== 0` : `(${expr}) ${op === '==' ? '===' : op === '!=' ? '!==' : op} ${c}`;
+  // eslint-disable-next-line no-new-func -- see the comment above
+  return new Function(`"use strict"; return function filter(p) { return ${test}; };`)() as Predicate;
 }
 
 /** String predicates: `==`/`!=` compare whole strings; `~` globs the kernel's way. */
@@ -586,13 +604,24 @@ export function globMatch(pat: string, str: string): boolean {
   }
 }
 
+/** How a payload value becomes what a field of this size holds, as JS over `p.NAME`. */
+function storedExpr(f: FieldLayout): string | undefined {
+  if (!IDENTIFIER.test(f.name)) return undefined;
+  const v = `p.${f.name}`;
+  if (f.kind === 'bool') return `(${v} ? 1 : 0)`;
+  if (f.kind !== 'int') return undefined;
+  const shift = 32 - f.size * 8;
+  if (f.signed) return shift ? `((${v} << ${shift}) >> ${shift})` : `(${v} | 0)`;
+  return shift ? `(${v} & ${2 ** (f.size * 8) - 1})` : `(${v} >>> 0)`;
+}
+
 /** Field kinds a payload filter can read; anything else (bytes) cannot be filtered on. */
 export function operandFor(f: FieldLayout, read: (p: any) => unknown): FilterOperand | undefined {
   switch (f.kind) {
     case 'int':
     case 'bool':
     case 'long':
-      return { kind: 'number', size: f.size, signed: f.signed, read };
+      return { kind: 'number', size: f.size, signed: f.signed, read, expr: storedExpr(f) };
     case 'chars':
     case 'string':
       return { kind: 'string', read };

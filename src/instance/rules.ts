@@ -48,6 +48,7 @@ export interface RulesUpdate {
 
 const NO_FILTER = 'none\n';
 const ERROR_LOG_ENTRIES = 8;
+/** What `events/SYS/filter` always reads. */
 export const SYSTEM_FILTER_HELP = '### global filter ###\n# Use this to set filters for multiple events.\n'
   + '# Only events with the given fields will be affected.\n'
   + '# If no events are modified, an error message will be displayed here\n';
@@ -139,7 +140,6 @@ export class InstanceRules {
   private readonly events = new Map<number, EventRules>();
   /** How many enable_event/disable_event triggers target each event (their `enable` shows `*`). */
   private readonly softRefs = new Map<number, number>();
-  private readonly systemFilters = new Map<string, string>();
   private readonly errors: string[] = [];
 
   constructor(host: RulesHost) {
@@ -169,7 +169,7 @@ export class InstanceRules {
   }
 
   /** tracing_log_err(): `[sec.usec] loc: error: text`, the command, a caret under `pos`. */
-  private logError(location: string, command: string, text: string, pos: number): void {
+  private logEntry(location: string, command: string, text: string, pos: number): void {
     const ns = Math.max(0, Math.floor(this.host.now()));
     const sec = Math.floor(ns / 1e9);
     const usec = Math.floor((ns % 1e9) / 1e3);
@@ -184,9 +184,13 @@ export class InstanceRules {
       compileFilter(text, fieldLookup(type, this.host.thread));
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
-      this.logError('event filter parse error', text, err.text, err.error ? err.pos : 0);
+      this.logError(text, err);
       throw err;
     }
+  }
+
+  private logError(text: string, err: FilterError): void {
+    this.logEntry('event filter parse error', text, err.text, err.error ? err.pos : 0);
   }
 
   // ---- filters --------------------------------------------------------------------------
@@ -221,41 +225,31 @@ export class InstanceRules {
   }
 
   /**
-   * Write `events/SYS/filter`: every event of the system with the fields gets the filter;
-   * the others show the subsystem error in their own file. Fails (EINVAL) only when no event
-   * could take it, like process_system_preds().
+   * Write `events/SYS/filter`: every event of the system with the fields gets the filter; each
+   * other one shows (and logs) the subsystem error and is left unfiltered. The write succeeds
+   * even when no event could take it, and the file keeps reading its help text (Linux 6.18).
    */
   writeSystemFilter(system: string, events: EventType[], data: string): void {
     const text = data.replace(/[ \t\n]+$/, '');
     if (events.length === 0) fail('ENODEV', `system ${system} has no events`);
-    if (text.trim() === '0') {
-      this.systemFilters.delete(system);
-      for (const e of events) this.writeFilter(e.index, '0');
-      return;
-    }
-    let taken = 0;
     for (const e of events) {
+      if (text.trim() === '0') {
+        this.writeFilter(e.index, '0');
+        continue;
+      }
       const r = this.rules(e.index);
       try {
-        this.check(text, e);
+        compileFilter(text, fieldLookup(e, this.host.thread));
         r.filterShown = `${text}\n`;
         this.setFilter(e.index, text);
-        taken++;
       } catch (err) {
         if (!(err instanceof FilterError)) throw err;
-        r.filterShown = failedFilterText(text, new FilterError('EINVAL', 'BAD_SUBSYS_FILTER', 0));
+        const subsystem = new FilterError('EINVAL', 'BAD_SUBSYS_FILTER', 0);
+        r.filterShown = failedFilterText(text, subsystem);
+        this.logError(text, subsystem);
         this.setFilter(e.index, null);
       }
     }
-    if (taken === 0) {
-      this.systemFilters.set(system, failedFilterText(text, new FilterError('EINVAL', 'BAD_SUBSYS_FILTER', 0)));
-      fail('EINVAL', `filter: no event of ${system} has the fields of '${text}'`);
-    }
-    this.systemFilters.delete(system);
-  }
-
-  readSystemFilter(system: string): string {
-    return this.systemFilters.get(system) ?? SYSTEM_FILTER_HELP;
   }
 
   private setFilter(event: number, text: string | null): void {

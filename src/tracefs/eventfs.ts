@@ -14,6 +14,7 @@
 import type { EventType } from '../events/event.js';
 import type { EventRegistry } from '../events/registry.js';
 import { enableState, enableable, setEnabled } from '../instance/enable.js';
+import { SYSTEM_FILTER_HELP } from '../instance/rules.js';
 import type { Instance } from '../instance/instance.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
 import { bytes, type FileNode, type TracerState } from './files.js';
@@ -76,7 +77,7 @@ function systemFilterNode(ctx: EntryContext): FileNode {
   const system = ctx.system!;
   return {
     pins: ctx.instance,
-    read: () => rules.readSystemFilter(system),
+    read: () => SYSTEM_FILTER_HELP,
     write: (d) => (rules.writeSystemFilter(system, enableable(ctx.state.registry, system), d), bytes(d)),
   };
 }
