@@ -119,6 +119,15 @@ test('snapshot trigger: a rare error in its own instance freezes what led up to 
   b.emit({ y: 13 });
   assert.equal(tracer.instance('errors').snapshotCount, 1, 'count spent');
   assert.equal(tracer.read('trace').split('\n').filter((l) => l && !l.startsWith('#')).length, 0, 'the top level saw nothing');
+  // A new instance in the removed one's slot starts with no triggers and no snapshot.
+  tracer.write('instances/errors/events/app/b/trigger', 'traceoff');
+  tracer.rmdir('instances/errors');
+  tracer.mkdir('instances/again');
+  tracer.write('instances/again/events/app/enable', '1');
+  b.emit({ y: 13 });
+  assert.equal(tracer.read('instances/again/tracing_on'), '1\n');
+  assert.equal(tracer.instance('again').snapshotAllocated, false);
+  assert.match(tracer.read('instances/again/trace'), /b: y=13/);
 });
 
 test('duplicates are EEXIST, `!` removes by kind, bad triggers change nothing', () => {

@@ -291,6 +291,8 @@ export class ThreadContext {
     if (!u.sab) {
       sets[u.set] = null;
       old?.view.retire();
+      // Both sets gone: the instance was removed, and its slot may be reused by a new one.
+      if (!sets[0] && !sets[1]) this.rules[u.instance]?.clear();
       return;
     }
     const view = new RingView(u.sab);
