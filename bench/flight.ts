@@ -3,10 +3,14 @@
  * small and large buffers, crash-dump write speed, and what the persist worker costs at
  * 1 M events/s against plain overwrite mode.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Tracer, flightRecorder } from '../src/index.js';
+import { fileURLToPath } from 'node:url';
+import { TraceDatEvents, Tracer, flightRecorder, readTraceDatFile } from '../src/index.js';
+import { recoverPersistFile } from '../src/flight/recover.js';
+import { writeTraceDat } from '../src/format/tracedat/writer.js';
 
 export interface FlightFigures {
   unfilteredNs: number;
@@ -17,6 +21,8 @@ export interface FlightFigures {
   dumpMB: number;
   dumpMBps: number;
   persist: { plainCpuNsPerEvent: number; persistCpuNsPerEvent: number; plainEmitNs: number; persistEmitNs: number; eventsPerSec: number };
+  /** Newest persisted event before a SIGKILL mid-burst, ms, per run (10 ms passes). */
+  persistWindowMs: number[];
 }
 
 let sink = 0;
@@ -133,6 +139,28 @@ async function pacedRun(persist: string | null, rate: number, seconds: number): 
   return { cpuNs: ((cpu.user + cpu.system) * 1000) / events, emitNs: emitNs / events, events };
 }
 
+/** Kill a child mid-burst and see how old the newest event `nftrace recover` finds is. */
+async function persistWindow(runs: number): Promise<number[]> {
+  const child = fileURLToPath(new URL('./persist-child.js', import.meta.url));
+  const out: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const dir = mkdtempSync(join(tmpdir(), 'nftrace-bench-window-'));
+    try {
+      const file = join(dir, 'p.persist');
+      const run = spawnSync(process.execPath, [child, join(dir, 'd'), file, '10'], { encoding: 'utf8' });
+      const death = Number(run.stdout.trim());
+      const dat = join(dir, 'r.dat');
+      await writeTraceDat(dat, recoverPersistFile(file).content, { version: 7, compression: 'none' });
+      let newest = 0;
+      for (const rec of new TraceDatEvents(await readTraceDatFile(dat)).records()) newest = Math.max(newest, rec.ts);
+      out.push((death - newest) / 1e6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
+
 export async function flightBench(quick: boolean): Promise<FlightFigures> {
   const [unfilteredNs, filteredInNs, filteredOutNs] = filterCosts(quick);
   const swap1MBNs = swapTime(1024);
@@ -141,6 +169,7 @@ export async function flightBench(quick: boolean): Promise<FlightFigures> {
   const seconds = quick ? 1 : 3;
   const plain = await pacedRun(null, 1e6, seconds);
   const persisted = await pacedRun('bench.persist', 1e6, seconds);
+  const persistWindowMs = await persistWindow(quick ? 3 : 10);
   void sink;
   return {
     unfilteredNs, filteredInNs, filteredOutNs, swap1MBNs, swap64MBNs, dumpMB: dump.mb, dumpMBps: dump.mbps,
@@ -151,5 +180,6 @@ export async function flightBench(quick: boolean): Promise<FlightFigures> {
       persistEmitNs: persisted.emitNs,
       eventsPerSec: 1e6,
     },
+    persistWindowMs,
   };
 }

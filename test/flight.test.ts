@@ -183,8 +183,12 @@ test('snapshots are written to files as they happen, and dump() can write text t
     const lines = [...report(new TraceDatEvents(await readTraceDatFile(snap)), {})].join('\n');
     assert.match(lines, /err: +code=404/);
     assert.match(lines, /err: +code=503/);
-    const [dat, txt] = rec.dump('manual');
+    tracer.mkdir('instances/big');
+    tracer.write('instances/big/buffer_subbuf_size_kb', '8');
+    const [dat, big, txt] = rec.dump('manual');
     assert.match(dat!, /-manual\.dat$/);
+    assert.match(big!, /-manual-big\.dat$/, 'another sub-buffer size, another file');
+    assert.equal((await readTraceDatFile(big!)).pageSize, 8192);
     assert.match(readFileSync(txt!, 'utf8'), /### instance: errors\n# tracer: nop/);
     await rec.close();
     assert.equal(process.listenerCount('uncaughtExceptionMonitor'), 0, 'close() removes the handlers');

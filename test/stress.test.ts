@@ -9,7 +9,9 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as tick } from 'node:timers/promises';
 import { Tracer } from '../src/index.js';
-import { RingConsumer } from '../src/ring/reader.js';
+import { RingConsumer, copyPageImage, pageSpan } from '../src/ring/reader.js';
+import { forEachEvent } from '../src/ring/ring.js';
+import { COMMIT_SIZE_MASK } from '../src/ring/layout.js';
 
 const WORKER = fileURLToPath(new URL('./helpers/stress-worker.js', import.meta.url));
 
@@ -94,4 +96,31 @@ test('producer/consumer mode: 4 workers x 2*10^5 events, concurrent consumer', a
   assert.equal(r.outOfOrder, 0);
   assert.equal(r.written, r.read + r.overrun + r.dropped);
   assert.equal(r.overrun, 0);
+});
+
+test('page copies taken while a worker writes the page decode cleanly (the copy\'s commit is what it holds)', async () => {
+  const tracer = new Tracer();
+  tracer.defineEvent('stress', 'ev', { seq: 'u32', worker: 'u16', check: 'u32', tag: 'string' });
+  tracer.write('events/stress/enable', '1');
+  const { handle, transferList } = tracer.threadHandle('copier');
+  const worker = new Worker(WORKER, { workerData: { handle, count: 3_000_000, worker: 0 }, transferList });
+  await new Promise((r) => worker.once('message', r));
+  const done = new Promise((r) => worker.once('message', r));
+  let finished = false;
+  void done.then(() => (finished = true));
+  const view = () => tracer.instance().ring(1);
+  const out = new Uint8Array(view().subbuf);
+  let copies = 0;
+  while (!finished) {
+    const v = view();
+    const span = pageSpan(v);
+    if (span && copyPageImage(v, span.tail % v.pages, 0, out, 0) > 0) {
+      const commit = new DataView(out.buffer).getUint32(8, true) & COMMIT_SIZE_MASK;
+      forEachEvent(new DataView(out.buffer), 0, commit, () => {});
+      copies++;
+    }
+    if (copies % 1000 === 0) await tick();
+  }
+  await worker.terminate();
+  assert.ok(copies > 100, `${copies} copies`);
 });

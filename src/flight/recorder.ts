@@ -83,14 +83,19 @@ export class FlightRecorder {
   }
 
   /**
-   * Write every instance's buffers now, synchronously, as one trace.dat (and text if asked).
-   * Returns the files written. Non-consuming: tracing goes on.
+   * Write every instance's buffers now, synchronously, as one trace.dat (more if instances
+   * differ in sub-buffer size), and text if asked. Returns the files written. Non-consuming:
+   * tracing goes on.
    */
   dump(reason = 'manual'): string[] {
     const base = join(this.dir, `nftrace-${process.pid}-${stamp()}-${++this.dumps}-${reason}`);
     const written: string[] = [];
-    this.tracer.saveAllSync(`${base}.dat`, { version: this.options.version ?? 7, compression: this.options.compression ?? 'none' });
-    written.push(`${base}.dat`);
+    // One file for the top level and the instances sharing its sub-buffer size; one per other size.
+    this.tracer.instanceGroups().forEach((names, i) => {
+      const file = i === 0 ? `${base}.dat` : `${base}-${names[0]}.dat`;
+      this.tracer.saveInstancesSync(file, names, { version: this.options.version ?? 7, compression: this.options.compression ?? 'none' });
+      written.push(file);
+    });
     if (this.options.text) {
       const text = ['', ...this.tracer.instanceNames()].map((name) => {
         const inst = this.tracer.instance(name);

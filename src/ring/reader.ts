@@ -292,9 +292,13 @@ export function copyPageImage(view: RingView, slot: number, skip: number, out: U
   const before = Atomics.load(view.i32, seqIndex);
   if (before & 1) return -1;
   const page = view.pageOffset(slot);
-  const commit = Atomics.load(view.i32, (page + COMMIT_OFFSET) >> 2) & COMMIT_SIZE_MASK;
+  const word = Atomics.load(view.i32, (page + COMMIT_OFFSET) >> 2);
+  const commit = word & COMMIT_SIZE_MASK;
   out.set(view.u8.subarray(page, page + SUBBUF_HEADER + commit), at);
   if (Atomics.load(view.i32, seqIndex) !== before) return -1;
+  // The writer may have committed more since we read `commit`: the copy's header must say what
+  // the copy holds, not what the page held a moment later.
+  new DataView(out.buffer, out.byteOffset + at + COMMIT_OFFSET, 4).setInt32(0, word, true);
   if (commit === 0) return 0;
   if (skip === 0) return view.subbuf;
   const image = out.slice(at, at + view.subbuf);

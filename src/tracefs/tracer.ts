@@ -234,13 +234,14 @@ export class Tracer {
   }
 
   /**
-   * Save the top level and every instance with its sub-buffer size into one trace.dat (each a
-   * buffer), synchronously: what a crash dump needs, when no promise will run again. Defaults to
-   * v7 without compression, the fastest to write. Returns bytes written.
+   * Save several instances (the top level first, by default with every instance) into one
+   * trace.dat, each a buffer, synchronously: what a crash dump needs, when no promise will run
+   * again. They must share a sub-buffer size (see instanceGroups). Defaults to v7 without
+   * compression, the fastest to write. Returns bytes written.
    */
-  saveAllSync(file: string, options: Omit<SaveTraceDatOptions, 'instance'> = {}): number {
-    const top = this.state.top;
-    const instances = [top, ...[...this.state.instances.values()].filter((i) => i.subbuf === top.subbuf)];
+  saveInstancesSync(file: string, names: string[] = ['', ...this.instanceNames()], options: Omit<SaveTraceDatOptions, 'instance'> = {}): number {
+    const instances = names.map((n) => this.instance(n));
+    if (instances.some((i) => i.subbuf !== instances[0]!.subbuf)) fail('EINVAL', 'instances in one trace.dat must share a sub-buffer size');
     const snapshot = options.snapshot ?? false;
     const write = (pages: (inst: Instance, cpu: number) => CpuPages) =>
       writeTraceDatSync(file, this.datContent(instances, snapshot, pages), { version: options.version ?? 7, compression: options.compression ?? 'none' });
@@ -250,6 +251,16 @@ export class Tracer {
       if (stable(views)) return bytes;
     }
     return write((i, c) => i.pages(c, snapshot));
+  }
+
+  /** Instance names grouped by sub-buffer size, the top level's group first: one trace.dat each. */
+  instanceGroups(): string[][] {
+    const groups = new Map<number, string[]>();
+    for (const name of ['', ...this.instanceNames()]) {
+      const size = this.instance(name).subbuf;
+      groups.set(size, [...(groups.get(size) ?? []), name]);
+    }
+    return [...groups.values()];
   }
 
   /**
