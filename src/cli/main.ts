@@ -5,6 +5,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runDemo } from './demo.js';
 import { runCat, runCtl, runLs, runMount } from './ctl.js';
 import { runList, runRecord, runStat } from './kernel.js';
+import { runKmem } from './kmem.js';
+import { ORDERS, type OrderBy } from '../analyze/kmem/account.js';
+import { RING_ATTRS } from '../analyze/kmem/rings.js';
 import { runConvert, runRecover, runReport } from './report.js';
 
 const HELP = `Usage: nftrace <command> [options]
@@ -16,6 +19,7 @@ Commands:
   report    print a trace.dat (the kernel's, trace-cmd's or ours) like trace-cmd report
   convert   turn a trace.dat into chrome-json (Perfetto UI), text, or trace.dat v6/v7
   recover   turn a flight recorder's persist file into a trace.dat
+  kmem      kernel memory allocations per call site (trace_analyze's successor)
   list      the kernel's event systems, events, instances or clocks
   stat      the state of the kernel's tracing (events, filters, buffers, instances)
   ctl       read or write a control file of a traced Node process (its control socket)
@@ -123,6 +127,71 @@ buffer got back, whether the newest page was cut off mid-write, and what could n
       'file-version': { type: 'string' },
     },
   },
+  kmem: {
+    usage: `Usage: nftrace kmem [-f FILE] [options]
+       nftrace kmem --live [--duration S] [options] [-- COMMAND [ARGS...]]
+
+Accounts kmem events (kmalloc, kmem_cache_alloc, kfree, kmem_cache_free, their _node forms,
+and the page allocator's mm_page_*) per call site: total, waste, net (live) bytes,
+allocations and frees; reports unmatched frees, kfree(NULL) and allocations at addresses
+still live; breaks the account down by slab cache, gfp flags, CPU, task and NUMA node.
+
+Input:
+  -f, --file FILE        ftrace text (trace, trace_pipe), trace-cmd report text or a
+                         trace.dat (v6/v7); .gz is read as is; '-' or a pipe: stdin
+  --live                 record the kmem events from the kernel first (root), until
+                         COMMAND exits, --duration S passes or Ctrl-C
+  --kallsyms FILE        System.map or /proc/kallsyms (.gz too) for legacy hex call sites
+  --time START,END       only events in this window (seconds, as the trace prints them)
+  --malloc, --cache      only kmalloc/kfree, or only kmem_cache_* (both: everything)
+  --duplicates POLICY    an allocation at a still-live address: free (default: the earlier
+                         one was freed without an event) or keep (trace_analyze's way)
+
+Where in the kernel (needed only for rings, static sizes and -b):
+  -k, --kernel TREE      a built kernel tree: System.map and *.o with their .c
+  --vmlinux FILE         a vmlinux with DWARF (e.g. Debian's linux-image-*-dbg) instead
+  --db-file FILE         a database saved with --save-db instead of scanning
+  --save-db FILE         save the scanned tree as JSON for --db-file
+  -b, --start-branch DIR limit the account and rings to DIR (e.g. fs/ext4)
+
+Output (default: an aligned summary on stdout):
+  -o, --order-by KEY     current_dynamic (default), total_dynamic, alloc_count,
+                         free_count or waste; ties by call site
+  --by-function          merge the call sites of each function
+  --top N                rows per table in the summary (default 25)
+  --json, --csv          the account as JSON or CSV on stdout instead
+  -c, --account-file F   trace_analyze's account file
+  -l, --callers-file F   trace_analyze's callers file
+  -r, --rings-file F     ring chart as SVG
+  -a, --rings-attr A     static, current, current_dynamic (default), total_dynamic, waste
+  --html FILE            a self-contained HTML report: rings and sortable tables
+`,
+    options: {
+      file: { type: 'string', short: 'f' },
+      kernel: { type: 'string', short: 'k' },
+      vmlinux: { type: 'string' },
+      kallsyms: { type: 'string' },
+      'start-branch': { type: 'string', short: 'b' },
+      'rings-file': { type: 'string', short: 'r' },
+      'rings-attr': { type: 'string', short: 'a' },
+      malloc: { type: 'boolean' },
+      cache: { type: 'boolean' },
+      'account-file': { type: 'string', short: 'c' },
+      'callers-file': { type: 'string', short: 'l' },
+      'order-by': { type: 'string', short: 'o' },
+      'save-db': { type: 'string' },
+      'db-file': { type: 'string' },
+      'by-function': { type: 'boolean' },
+      json: { type: 'boolean' },
+      csv: { type: 'boolean' },
+      html: { type: 'string' },
+      time: { type: 'string' },
+      duplicates: { type: 'string' },
+      top: { type: 'string' },
+      live: { type: 'boolean' },
+      duration: { type: 'string' },
+    },
+  },
   list: {
     usage: `Usage: nftrace list [-e [REGEX]] [-B] [-C]
 
@@ -202,6 +271,14 @@ function seconds(name: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value) || n <= 0) throw new UsageError(`--${name} wants a number of seconds, got '${value}'`);
   return n;
+}
+
+/** `--time START,END` in seconds (as traces print them) → nanoseconds. */
+function timeWindow(value: string | undefined): [number, number] | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)$/.exec(value);
+  if (!m || Number(m[1]) > Number(m[2])) throw new UsageError(`--time wants START,END in seconds (START <= END), got '${value}'`);
+  return [Math.round(Number(m[1]) * 1e9), Math.round(Number(m[2]) * 1e9)];
 }
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -292,6 +369,37 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'recover needs a persist FILE');
       const version = oneOf('file-version', str('file-version'), ['6', '7'] as const, '7');
       await runRecover(positionals[0]!, str('output') ?? 'trace.dat', version === '6' ? 6 : 7, process.stdout);
+      return 0;
+    }
+    case 'kmem': {
+      if (!flag('live') && positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (a command needs --live)`);
+      if (flag('json') && flag('csv')) throw new UsageError('--json and --csv: choose one');
+      await runKmem({
+        file: str('file'),
+        kernel: str('kernel'),
+        vmlinux: str('vmlinux'),
+        kallsyms: str('kallsyms'),
+        branch: str('start-branch'),
+        ringsFile: str('rings-file'),
+        ringsAttr: oneOf('rings-attr', str('rings-attr'), RING_ATTRS, 'current_dynamic'),
+        malloc: flag('malloc'),
+        cache: flag('cache'),
+        accountFile: str('account-file'),
+        callersFile: str('callers-file'),
+        orderBy: oneOf('order-by', str('order-by'), Object.keys(ORDERS) as OrderBy[], 'current_dynamic'),
+        saveDb: str('save-db'),
+        dbFile: str('db-file'),
+        byFunction: flag('by-function'),
+        json: flag('json'),
+        csv: flag('csv'),
+        html: str('html'),
+        time: timeWindow(str('time')),
+        duplicates: oneOf('duplicates', str('duplicates'), ['free', 'keep'] as const, 'free'),
+        top: positiveInt('top', str('top'), 25),
+        live: flag('live'),
+        durationSec: seconds('duration', str('duration')),
+        command: positionals.length ? positionals : undefined,
+      }, out, (line) => process.stderr.write(`${line}\n`));
       return 0;
     }
     case 'list':

@@ -1,0 +1,313 @@
+/**
+ * The kmem account: allocations matched to frees by address in a hash map (O(1) per event),
+ * totals per call site, what is still live, and everything that did not match. One mutable
+ * KmemEvent goes through for each input event; nothing here depends on where it came from
+ * (ftrace text, trace-cmd text, trace.dat).
+ *
+ * Per call site (`function+0xoff`, each return address its own row, as trace_analyze had it):
+ *   total  Σ bytes_alloc of every allocation
+ *   net    Σ bytes_alloc of the allocations still live at the end
+ *   waste  net − Σ bytes_req of those live allocations (slab rounding)
+ *   allocs / frees (frees matched to this site's allocations)
+ */
+
+export const ALLOC = 0;
+export const FREE = 1;
+export const PAGE_ALLOC = 2;
+export const PAGE_FREE = 3;
+
+/** One event, as the parsers fill it in (reused: copy what you keep). */
+export interface KmemEvent {
+  kind: number;
+  /** kmalloc, kmem_cache_alloc, kfree, kmem_cache_free, mm_page_alloc, mm_page_free, … */
+  event: string;
+  /** `function+0xoff` (` [mod]` for modules), `0x…` when unresolved; '' for page events. */
+  site: string;
+  /** Address key: the low 52 bits (exact for kernel addresses and 32-bit hashes); 0 is NULL. */
+  ptr: number;
+  req: number;
+  alloc: number;
+  gfp: string;
+  node: number;
+  /** Slab cache name (kmem_cache_*), '' for kmalloc/kfree. */
+  cache: string;
+  cpu: number;
+  pid: number;
+  comm: string;
+  /** Nanoseconds (of the trace's clock). */
+  ts: number;
+  /** Page events. */
+  order: number;
+  migratetype: number;
+}
+
+export function newEvent(): KmemEvent {
+  return { kind: 0, event: '', site: '', ptr: 0, req: 0, alloc: 0, gfp: '', node: -1, cache: '', cpu: 0, pid: 0, comm: '', ts: 0, order: 0, migratetype: 0 };
+}
+
+export interface Site {
+  site: string;
+  /** The function: the call site without `+0xoff` (and module). */
+  caller: string;
+  module: string;
+  total: number;
+  totalReq: number;
+  net: number;
+  netReq: number;
+  allocs: number;
+  frees: number;
+  /** Allocations at an address still live (counted by the duplicate policy). */
+  reused: number;
+}
+
+export interface Breakdown {
+  key: string;
+  allocs: number;
+  total: number;
+  net: number;
+  waste: number;
+}
+
+/** What to do when an allocation comes at an address that is still live. */
+export type DuplicatePolicy = 'free' | 'keep';
+
+export interface AccountOptions {
+  /** `free` (default): the earlier allocation was freed without an event (BCC memleak's
+   *  --wa-missing-free); `keep`: it stays live forever, as trace_analyze did. */
+  duplicates?: DuplicatePolicy;
+  /** Only events with timestamps in [start, end] ns. */
+  window?: [number, number];
+  /** Only kmalloc/kfree (`malloc`) or kmem_cache_* (`cache`). */
+  only?: 'malloc' | 'cache';
+}
+
+interface Live {
+  site: Site;
+  alloc: number;
+  req: number;
+  /** The breakdown rows this allocation counts in: cache, gfp, CPU, comm, node. */
+  rows: Breakdown[];
+}
+
+const MAX_TOP = 10;
+
+export class KmemAccount {
+  readonly sites = new Map<string, Site>();
+  private readonly live = new Map<number, Live>();
+  private readonly liveKeep: Live[] = [];
+  readonly options: Required<Pick<AccountOptions, 'duplicates'>> & AccountOptions;
+  allocs = 0;
+  frees = 0;
+  /** Frees of addresses never seen allocated (allocated before the trace, or a lost event). */
+  unmatchedFrees = 0;
+  /** …of which kmem_cache_free with a cache name: their size is unknown, the cache is not. */
+  readonly unmatchedBySite = new Map<string, number>();
+  readonly unmatchedByCache = new Map<string, number>();
+  nullFrees = 0;
+  /** Allocations at a still-live address. */
+  duplicates = 0;
+  readonly duplicateSites = new Map<string, number>();
+  outsideWindow = 0;
+  filteredOut = 0;
+  firstTs = Infinity;
+  lastTs = 0;
+  readonly byCache = new Map<string, Breakdown>();
+  readonly byGfp = new Map<string, Breakdown>();
+  readonly byCpu = new Map<string, Breakdown>();
+  readonly byComm = new Map<string, Breakdown>();
+  readonly byNode = new Map<string, Breakdown>();
+  /** Page allocator: live pages by pfn, totals by migratetype/gfp. */
+  private readonly pages = new Map<number, { bytes: number; key: string }>();
+  pageAllocs = 0;
+  pageFrees = 0;
+  pageBytes = 0;
+  pageUnmatchedFrees = 0;
+  readonly pagesBy = new Map<string, Breakdown>();
+
+  constructor(options: AccountOptions = {}) {
+    this.options = { duplicates: 'free', ...options };
+  }
+
+  private site(key: string): Site {
+    let s = this.sites.get(key);
+    if (!s) {
+      const plus = key.indexOf('+');
+      const space = key.indexOf(' [');
+      const caller = plus > 0 ? key.slice(0, plus) : key;
+      const module = space > 0 ? key.slice(space + 2, -1) : '';
+      s = { site: key, caller, module, total: 0, totalReq: 0, net: 0, netReq: 0, allocs: 0, frees: 0, reused: 0 };
+      this.sites.set(key, s);
+    }
+    return s;
+  }
+
+  /** Take one event. */
+  add(ev: KmemEvent): void {
+    const w = this.options.window;
+    if (w && (ev.ts < w[0] || ev.ts > w[1])) {
+      this.outsideWindow++;
+      return;
+    }
+    if (ev.ts < this.firstTs) this.firstTs = ev.ts;
+    if (ev.ts > this.lastTs) this.lastTs = ev.ts;
+    switch (ev.kind) {
+      case ALLOC:
+        if (this.excluded(ev)) return;
+        this.allocate(ev);
+        return;
+      case FREE:
+        if (this.excluded(ev)) return;
+        this.free(ev);
+        return;
+      case PAGE_ALLOC:
+        this.pageAlloc(ev);
+        return;
+      case PAGE_FREE:
+        this.pageFree(ev);
+    }
+  }
+
+  private excluded(ev: KmemEvent): boolean {
+    const only = this.options.only;
+    if (!only) return false;
+    const cache = ev.event.startsWith('kmem_cache');
+    if ((only === 'cache') === cache) return false;
+    this.filteredOut++;
+    return true;
+  }
+
+  private allocate(ev: KmemEvent): void {
+    this.allocs++;
+    const site = this.site(ev.site);
+    site.allocs++;
+    site.total += ev.alloc;
+    site.totalReq += ev.req;
+    const previous = this.live.get(ev.ptr);
+    if (previous) {
+      this.duplicates++;
+      site.reused++;
+      this.duplicateSites.set(previous.site.site, (this.duplicateSites.get(previous.site.site) ?? 0) + 1);
+      if (this.options.duplicates === 'free') this.release(previous, false);
+      else this.liveKeep.push(previous);
+    }
+    const rows = [
+      breakdown(this.byCache, ev.cache || `kmalloc-${sizeClass(ev.alloc)}`),
+      breakdown(this.byGfp, ev.gfp || 'none'),
+      breakdown(this.byCpu, `cpu${ev.cpu}`),
+      breakdown(this.byComm, ev.comm),
+      breakdown(this.byNode, String(ev.node)),
+    ];
+    this.live.set(ev.ptr, { site, alloc: ev.alloc, req: ev.req, rows });
+    site.net += ev.alloc;
+    site.netReq += ev.req;
+    for (const b of rows) {
+      b.allocs++;
+      b.total += ev.alloc;
+      b.net += ev.alloc;
+      b.waste += ev.alloc - ev.req;
+    }
+  }
+
+  /** An allocation goes: by its free (`matched`) or implicitly (a reuse of its address). */
+  private release(l: Live, matched: boolean): void {
+    l.site.net -= l.alloc;
+    l.site.netReq -= l.req;
+    if (matched) l.site.frees++;
+    for (const b of l.rows) {
+      b.net -= l.alloc;
+      b.waste -= l.alloc - l.req;
+    }
+  }
+
+  private free(ev: KmemEvent): void {
+    this.frees++;
+    if (ev.ptr === 0) {
+      this.nullFrees++;
+      return;
+    }
+    const l = this.live.get(ev.ptr);
+    if (!l) {
+      this.unmatchedFrees++;
+      this.unmatchedBySite.set(ev.site, (this.unmatchedBySite.get(ev.site) ?? 0) + 1);
+      if (ev.cache) this.unmatchedByCache.set(ev.cache, (this.unmatchedByCache.get(ev.cache) ?? 0) + 1);
+      return;
+    }
+    this.live.delete(ev.ptr);
+    this.release(l, true);
+  }
+
+  private pageAlloc(ev: KmemEvent): void {
+    this.pageAllocs++;
+    const bytes = 4096 * 2 ** ev.order;
+    const key = `migratetype=${ev.migratetype} ${ev.gfp || 'none'}`;
+    this.pages.set(ev.ptr, { bytes, key });
+    this.pageBytes += bytes;
+    const b = breakdown(this.pagesBy, key);
+    b.allocs++;
+    b.total += bytes;
+    b.net += bytes;
+  }
+
+  private pageFree(ev: KmemEvent): void {
+    this.pageFrees++;
+    const p = this.pages.get(ev.ptr);
+    if (!p) {
+      this.pageUnmatchedFrees++;
+      return;
+    }
+    this.pages.delete(ev.ptr);
+    this.pageBytes -= p.bytes;
+    this.pagesBy.get(p.key)!.net -= p.bytes;
+  }
+
+  /** Live allocations now (under `keep`, the orphans too). */
+  get liveCount(): number {
+    return this.live.size + this.liveKeep.length;
+  }
+
+  get livePages(): number {
+    return this.pages.size;
+  }
+
+  /** The call sites whose allocations were still live at a reused address, most first. */
+  topDuplicates(n = MAX_TOP): [string, number][] {
+    return top(this.duplicateSites, n);
+  }
+
+  topUnmatched(n = MAX_TOP): [string, number][] {
+    return top(this.unmatchedBySite, n);
+  }
+}
+
+function breakdown(map: Map<string, Breakdown>, key: string): Breakdown {
+  let b = map.get(key);
+  if (!b) map.set(key, (b = { key, allocs: 0, total: 0, net: 0, waste: 0 }));
+  return b;
+}
+
+function top(map: Map<string, number>, n: number): [string, number][] {
+  return [...map].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n);
+}
+
+/** kmalloc's size classes, for a cache view of kmalloc: the smallest power of two ≥ size (96 and 192 too). */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 8) return 8;
+  if (bytes > 64 && bytes <= 96) return 96;
+  if (bytes > 128 && bytes <= 192) return 192;
+  return 2 ** Math.ceil(Math.log2(bytes));
+}
+
+/** Sort orders of the account, as trace_analyze's -o, with a deterministic tie-break (call site). */
+export const ORDERS = {
+  current_dynamic: (s: Site) => s.net,
+  total_dynamic: (s: Site) => s.total,
+  alloc_count: (s: Site) => s.allocs,
+  free_count: (s: Site) => s.frees,
+  waste: (s: Site) => s.net - s.netReq,
+} as const;
+export type OrderBy = keyof typeof ORDERS;
+
+export function sortedSites(sites: Iterable<Site>, order: OrderBy): Site[] {
+  const key = ORDERS[order];
+  return [...sites].sort((a, b) => key(b) - key(a) || (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+}
