@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { buildRings } from '../src/analyze/kmem/rings.js';
 import { scanTree } from '../src/analyze/kmem/tree.js';
 import { vmlinuxDb } from '../src/analyze/kmem/vmlinux.js';
 import { Kallsyms } from '../src/events/symbols.js';
+import { needKernel } from './helpers/tracefs.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -249,4 +250,61 @@ test('the CLI: classic files, JSON, CSV, rings, gzip and stdin, clear errors', (
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the HTML report in headless Chromium: rings drawn, hover shows name and bytes, tables sort', async (t) => {
+  const chromium = '/usr/bin/chromium';
+  if (!existsSync(chromium)) {
+    if (process.env.CI === 'true') throw new Error('CI=true but Debian chromium is not installed (.ci/run installs it)');
+    t.skip('no /usr/bin/chromium (apt-get install chromium)');
+    return;
+  }
+  const { chromium: pw } = await import('playwright-core');
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-kmemhtml-'));
+  const browser = await pw.launch({
+    executablePath: chromium,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const html = join(dir, 'report.html');
+    const r = spawnSync(process.execPath, [CLI, 'kmem', '-f', join(FIX, 'trace-dat/kmem_tc_small_v6.dat.gz'), '--html', html], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`file://${html}`);
+    const wedges = page.locator('#chart path[data-name]');
+    assert.ok((await wedges.count()) > 10, 'wedges drawn');
+    // The widest wedge of the first ring: hover it and read the box.
+    const first = wedges.first();
+    const name = await first.getAttribute('data-name');
+    const box = (await first.boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const hovered = await page.textContent('#tip');
+    assert.match(hovered ?? '', /: [\d.]+ (B|KiB|MiB)$/);
+    assert.ok(hovered!.length > 3 && name, `tooltip ${hovered}`);
+    // Sort the call sites by allocations, then read the first column of counts.
+    await page.click('#sites th:nth-child(6)');
+    const counts = await page.$$eval('#sites tbody tr td:nth-child(6)', (tds) => tds.map((td) => Number(td.textContent)));
+    assert.deepEqual(counts, [...counts].sort((a, b) => b - a), 'sorted by allocs, descending');
+    // Kept in the temp directory for a look (KEEP_SCREENSHOT=path copies it out).
+    const shot = await page.screenshot({ clip: { x: 0, y: 0, width: 900, height: 950 } });
+    if (process.env.KEEP_SCREENSHOT) writeFileSync(process.env.KEEP_SCREENSHOT, shot);
+    assert.ok(shot.length > 20_000, 'a screenshot with a chart in it');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--live records kmem events from the kernel around a command and accounts them', (t) => {
+  if (!needKernel(t)) return;
+  const r = spawnSync(process.execPath, [CLI, 'kmem', '--live', '--json', '--', 'sh', '-c', 'ls -R /usr/lib >/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const json = JSON.parse(r.stdout);
+  assert.ok(json.allocs > 100, `${json.allocs} allocations`);
+  assert.ok(json.sites.length > 5);
+  assert.ok(json.sites.every((s: { site: string }) => /^\S+\+0x[0-9a-f]+( \[\S+\])?$|^0x/.test(s.site)), 'call sites resolved through the kernel kallsyms');
+  assert.equal(readFileSync('/proc/mounts', 'utf8').includes('nftrace-kmem'), false);
 });

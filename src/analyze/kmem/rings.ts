@@ -82,7 +82,10 @@ export function buildRings(sites: Iterable<Site>, db: TreeDb | null, attr: RingA
         if (prefix && !obj.startsWith(prefix)) continue;
         add(obj.slice(prefix.length).split('/'), value);
       } else if (!prefix) {
-        add([UNPLACED, s.module ? `[${s.module}]` : s.caller], value);
+        // Without a tree the rings are functions and their call sites; with one, what it lacks
+        // goes under (unplaced), by module or function.
+        const leaf = s.module ? `[${s.module}]` : s.caller;
+        add(db ? [UNPLACED, leaf] : [leaf, s.site], value);
       }
     }
   }
