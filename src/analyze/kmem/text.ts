@@ -45,13 +45,6 @@ export function newProblems(): ParseProblems {
   return { lines: 0, events: 0, malformed: 0, examples: [], unknown: new Map(), unresolved: 0, lostEvents: 0 };
 }
 
-/** The low 52 bits of a hex address or hash (exact for kernel addresses), 0 for NULL forms. */
-export function pointerKey(text: string): number {
-  if (text === '(nil)') return 0;
-  const hex = text.startsWith('0x') ? text.slice(2) : text;
-  const v = parseInt(hex.length > 13 ? hex.slice(-13) : hex, 16);
-  return Number.isNaN(v) ? -1 : v;
-}
 
 const HEX = /^[0-9a-fA-F]{8,16}$/;
 
@@ -62,8 +55,6 @@ export class KmemTextParser {
   private readonly symbols: Kallsyms | null;
   private readonly siteCache = new Map<string, string>();
   private rest = '';
-  /** Where the last value field() returned ends. */
-  private valueEnd = 0;
 
   constructor(onEvent: (ev: KmemEvent) => void, symbols: Kallsyms | null = null) {
     this.onEvent = onEvent;
@@ -72,9 +63,22 @@ export class KmemTextParser {
 
   /** Feed a chunk (any split); complete lines are parsed now. */
   push(chunk: Buffer | string): void {
-    const text = this.rest + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+    const text = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
     let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+    let nl = text.indexOf('\n');
+    if (this.rest) {
+      // Finish the line cut at the end of the last chunk without joining whole chunks.
+      if (nl < 0) {
+        this.rest += text;
+        return;
+      }
+      const line = this.rest + text.slice(0, nl);
+      this.rest = '';
+      this.line(line, 0, line.length);
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    for (; nl >= 0; nl = text.indexOf('\n', start)) {
       this.line(text, start, nl);
       start = nl + 1;
     }
@@ -106,66 +110,125 @@ export class KmemTextParser {
     if (open < 0 || open >= end) return this.notEvent(text, start, end);
     const close = text.indexOf(']', open);
     if (close < 0 || close >= end) return this.notEvent(text, start, end);
-    const cpu = parseInt(text.slice(open + 2, close), 10);
+    const cpu = digits(text, open + 2, close);
     const dash = text.lastIndexOf('-', open);
-    if (dash < i || Number.isNaN(cpu)) return this.notEvent(text, start, end);
-    const pid = parseInt(text.slice(dash + 1, open), 10);
-    let commStart = i;
-    // trace-cmd's buffer prefix: `NAME:   comm-pid`.
-    const prefix = text.indexOf(': ', i);
-    if (prefix >= 0 && prefix < dash) commStart = prefix + 2;
+    if (dash < i || cpu < 0) return this.notEvent(text, start, end);
     // TS: EVENT:
     const tsEnd = text.indexOf(': ', close);
     if (tsEnd < 0 || tsEnd >= end) return this.notEvent(text, start, end);
     const nameEnd = text.indexOf(':', tsEnd + 2);
     if (nameEnd < 0 || nameEnd >= end) return this.notEvent(text, start, end);
-    const name = text.slice(tsEnd + 2, nameEnd);
-    const kind = KINDS[name];
-    if (kind === undefined) {
+    const kind = kindOf(text, tsEnd + 2, nameEnd);
+    if (kind < 0) {
+      const name = text.slice(tsEnd + 2, nameEnd);
       p.unknown.set(name, (p.unknown.get(name) ?? 0) + 1);
       return;
     }
     const ev = this.ev;
     ev.kind = kind;
-    ev.event = name;
+    ev.event = eventName(text, tsEnd + 2, nameEnd);
     ev.cpu = cpu;
-    ev.pid = pid;
-    ev.comm = text.slice(commStart, dash).trim();
     ev.ts = timestamp(text, text.lastIndexOf(' ', tsEnd) + 1, tsEnd);
-    const fields = nameEnd + 1;
-    if (kind === ALLOC || kind === FREE) {
-      const site = this.field(text, 'call_site=', fields, end);
-      const siteEnd = this.valueEnd;
-      const ptr = this.field(text, 'ptr=', fields, end);
-      if (site === null || ptr === null) return this.bad(text, start, end, 'no call_site= or ptr=');
-      ev.site = this.callSite(text, site, siteEnd, end);
-      ev.ptr = pointerKey(ptr);
-      if (ev.ptr < 0) return this.bad(text, start, end, `bad pointer '${ptr}'`);
-      ev.cache = this.field(text, 'name=', fields, end) ?? '';
-      if (kind === ALLOC) {
-        const req = this.field(text, 'bytes_req=', fields, end);
-        const alloc = this.field(text, 'bytes_alloc=', fields, end);
-        if (req === null || alloc === null) return this.bad(text, start, end, 'no bytes_req= or bytes_alloc=');
-        ev.req = +req;
-        ev.alloc = +alloc;
-        if (Number.isNaN(ev.req) || Number.isNaN(ev.alloc)) return this.bad(text, start, end, 'bytes are not numbers');
-        ev.gfp = this.field(text, 'gfp_flags=', fields, end) ?? '';
-        const node = this.field(text, 'node=', fields, end);
-        ev.node = node === null ? -1 : parseInt(node, 10);
-      }
-    } else {
-      const pfn = this.field(text, 'pfn=', fields, end) ?? this.field(text, 'page=', fields, end);
-      if (pfn === null) return this.bad(text, start, end, 'no pfn=');
-      ev.site = '';
-      ev.ptr = pointerKey(pfn);
-      const order = this.field(text, 'order=', fields, end);
-      ev.order = order === null ? 0 : parseInt(order, 10);
-      ev.migratetype = parseInt(this.field(text, 'migratetype=', fields, end) ?? '0', 10);
-      ev.gfp = this.field(text, 'gfp_flags=', fields, end) ?? '';
-      if (ev.ptr < 0 || Number.isNaN(ev.order)) return this.bad(text, start, end, 'bad pfn= or order=');
+    if (!this.fields(text, nameEnd + 1, end, kind)) return this.bad(text, start, end, this.why);
+    if (kind === ALLOC) {
+      // Only allocations are broken down by task.
+      let commStart = i;
+      const prefix = text.indexOf(': ', i);
+      if (prefix >= 0 && prefix < dash) commStart = prefix + 2;
+      while (text.charCodeAt(commStart) === 32) commStart++;
+      ev.comm = text.slice(commStart, dash);
+      ev.pid = digits(text, dash + 1, open);
     }
     p.events++;
     this.onEvent(ev);
+  }
+
+  private why = '';
+
+  /**
+   * One pass over `key=value` tokens, dispatching on the key's first letters: no per-key search,
+   * no slices but for the values kept as strings (call site, gfp flags, cache name).
+   */
+  private fields(text: string, from: number, end: number, kind: number): boolean {
+    const ev = this.ev;
+    let site = -1;
+    let siteEnd = -1;
+    let ptr = -2;
+    let req = -1;
+    let alloc = -1;
+    ev.cache = '';
+    ev.gfp = '';
+    ev.node = -1;
+    ev.order = 0;
+    ev.migratetype = 0;
+    let pos = from;
+    while (pos < end) {
+      while (pos < end && (text.charCodeAt(pos) === 32 || text.charCodeAt(pos) === 40)) {
+        // A `(call_site)` plugin prefix of trace-cmd: skip it whole.
+        if (text.charCodeAt(pos) === 40) {
+          const close = text.indexOf(') ', pos);
+          pos = close < 0 || close > end ? end : close + 1;
+        } else pos++;
+      }
+      if (pos >= end) break;
+      let eq = pos;
+      while (eq < end && text.charCodeAt(eq) !== 61 && text.charCodeAt(eq) !== 32) eq++;
+      let stop = text.indexOf(' ', eq);
+      if (stop < 0 || stop > end) stop = end;
+      if (eq >= end || text.charCodeAt(eq) !== 61) {
+        pos = stop;
+        continue;
+      }
+      const v = eq + 1;
+      const keyLen = eq - pos;
+      const c0 = text.charCodeAt(pos);
+      const c1 = text.charCodeAt(pos + 1);
+      if (c0 === 99 && keyLen === 9) {
+        site = v; // call_site
+        siteEnd = stop;
+      } else if (c0 === 112 && keyLen === 3) {
+        ptr = c1 === 116 ? hexKey(text, v, stop) : c1 === 102 && kind >= PAGE_ALLOC ? hexKey(text, v, stop) : ptr; // ptr, pfn
+      } else if (c0 === 98 && keyLen === 9) {
+        req = digits(text, v, stop); // bytes_req
+      } else if (c0 === 98 && keyLen === 11) {
+        alloc = digits(text, v, stop); // bytes_alloc
+      } else if (c0 === 103) {
+        ev.gfp = text.slice(v, stop); // gfp_flags
+      } else if (c0 === 110 && c1 === 111) {
+        ev.node = signedDigits(text, v, stop); // node
+      } else if (c0 === 110 && c1 === 97) {
+        ev.cache = text.slice(v, stop); // name
+      } else if (c0 === 111 && keyLen === 5) {
+        ev.order = digits(text, v, stop); // order
+      } else if (c0 === 109 && keyLen === 11) {
+        ev.migratetype = digits(text, v, stop); // migratetype
+      } else if (c0 === 112 && c1 === 97 && kind >= PAGE_ALLOC && ptr === -2) {
+        ptr = hexKey(text, v, stop); // page=, when there is no pfn=
+      }
+      pos = stop;
+    }
+    if (kind >= PAGE_ALLOC) {
+      ev.site = '';
+      if (ptr < 0) return this.fail(ptr === -2 ? 'no pfn=' : 'bad pfn=');
+      if (ev.order < 0) return this.fail('bad order=');
+      ev.ptr = ptr;
+      return true;
+    }
+    if (site < 0 || ptr === -2) return this.fail('no call_site= or ptr=');
+    if (ptr < 0) return this.fail('bad ptr=');
+    ev.ptr = ptr;
+    ev.site = this.callSite(text, text.slice(site, siteEnd), siteEnd, end);
+    if (kind === ALLOC) {
+      if (req < 0 || alloc < 0) return this.fail(req === -1 && alloc === -1 ? 'no bytes_req= or bytes_alloc=' : 'bytes are not numbers');
+      ev.req = req;
+      ev.alloc = alloc;
+    }
+    return true;
+  }
+
+  private fail(why: string): false {
+    this.why = why;
+    return false;
   }
 
   private notEvent(text: string, start: number, end: number): void {
@@ -177,23 +240,9 @@ export class KmemTextParser {
     this.bad(text, start, end, 'not an event line');
   }
 
-  /** The value after `key` up to the next space, searching from `from`; null when absent. */
-  private field(text: string, key: string, from: number, end: number): string | null {
-    let at = text.indexOf(key, from);
-    // A key must start a word (ptr= is also the tail of other keys' names).
-    while (at > 0 && at < end && text.charCodeAt(at - 1) !== 32 && text.charCodeAt(at - 1) !== 41) at = text.indexOf(key, at + 1);
-    if (at < 0 || at >= end) return null;
-    const v = at + key.length;
-    let stop = text.indexOf(' ', v);
-    if (stop < 0 || stop > end) stop = end;
-    this.valueEnd = stop;
-    return text.slice(v, stop);
-  }
-
   /** `sym+0xoff/0xsize [mod]` → `sym+0xoff [mod]`; a bare hex address through the symbols. */
   private callSite(text: string, raw: string, after: number, end: number): string {
-    const cached = this.siteCache.get(raw);
-    let site = cached;
+    let site = this.siteCache.get(raw);
     if (site === undefined) {
       const slash = raw.indexOf('/');
       site = slash > 0 ? raw.slice(0, slash) : raw;
@@ -218,11 +267,73 @@ export class KmemTextParser {
   }
 }
 
-/** `seconds.fraction` (micro- or nanoseconds) as integer nanoseconds. */
+const NAMES = Object.keys(KINDS);
+
+/** The kind of the event named text[start, end), or -1. */
+function kindOf(text: string, start: number, end: number): number {
+  const name = eventName(text, start, end);
+  return name ? KINDS[name]! : -1;
+}
+
+/** The known event name text[start, end) is, without making a string; '' if none. */
+function eventName(text: string, start: number, end: number): string {
+  const len = end - start;
+  for (const name of NAMES) if (name.length === len && text.startsWith(name, start)) return name;
+  return '';
+}
+
+/** Decimal digits in text[start, end) as a number; -1 if any other character (or none). */
+function digits(text: string, start: number, end: number): number {
+  if (end <= start) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+function signedDigits(text: string, start: number, end: number): number {
+  return text.charCodeAt(start) === 45 ? -digits(text, start + 1, end) : digits(text, start, end);
+}
+
+/** A hex address or hash (with or without 0x; `(nil)` is 0) as its low 52 bits; -1 if not hex. */
+function hexKey(text: string, start: number, end: number): number {
+  if (text.charCodeAt(start) === 40) return 0; // (nil)
+  if (text.charCodeAt(start) === 48 && text.charCodeAt(start + 1) === 120) start += 2;
+  if (end <= start) return -1;
+  if (end - start > 13) start = end - 13;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    let c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) c -= 48;
+    else if (c >= 97 && c <= 102) c -= 87;
+    else if (c >= 65 && c <= 70) c -= 55;
+    else return -1;
+    v = v * 16 + c;
+  }
+  return v;
+}
+
+/** `seconds.fraction` (micro- or nanoseconds) as integer nanoseconds, 0 if unreadable. */
 function timestamp(text: string, start: number, end: number): number {
-  const dot = text.indexOf('.', start);
-  if (dot < 0 || dot > end) return parseInt(text.slice(start, end), 10) * 1e9 || 0;
-  const secs = parseInt(text.slice(start, dot), 10);
-  const frac = text.slice(dot + 1, end);
-  return secs * 1e9 + parseInt(frac.padEnd(9, '0').slice(0, 9), 10);
+  let secs = 0;
+  let i = start;
+  for (; i < end; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    secs = secs * 10 + c;
+  }
+  let frac = 0;
+  let scale = 1e9;
+  if (text.charCodeAt(i) === 46) {
+    for (i++; i < end && scale > 1; i++) {
+      const c = text.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      scale /= 10;
+      frac += c * scale;
+    }
+  }
+  return secs * 1e9 + Math.round(frac);
 }
