@@ -107,7 +107,7 @@ export async function runKmem(o: KmemCliOptions, out: (text: string) => void, lo
     const symbols = symbolPath ? loadSymbols(symbolPath, !o.kallsyms) : null;
     const account = new KmemAccount({ duplicates: o.duplicates, window: o.time, only: o.malloc === o.cache ? undefined : o.malloc ? 'malloc' : 'cache' });
     const bar = progressBar(`reading ${input === '-' ? 'stdin' : input}`);
-    const problems = await readKmemEvents(input, (ev) => account.add(ev), { symbols, progress: bar.update });
+    const problems = await readKmemEvents(input, (ev) => account.add(ev), { symbols, symbolsPath: symbols ? symbolPath : null, progress: bar.update });
     bar.done();
     let sites = o.byFunction ? byFunction(account.sites.values()) : [...account.sites.values()];
     if (o.branch) {

@@ -101,8 +101,8 @@ export class KmemAccount {
   /** Frees of addresses never seen allocated (allocated before the trace, or a lost event). */
   unmatchedFrees = 0;
   /** …of which kmem_cache_free with a cache name: their size is unknown, the cache is not. */
-  readonly unmatchedBySite = new Map<string, number>();
-  readonly unmatchedByCache = new Map<string, number>();
+  private readonly unmatchedSites = new Map<string, { n: number }>();
+  private readonly unmatchedCaches = new Map<string, { n: number }>();
   nullFrees = 0;
   /** Allocations at a still-live address. */
   duplicates = 0;
@@ -228,8 +228,8 @@ export class KmemAccount {
     const l = this.live.get(ev.ptr);
     if (!l) {
       this.unmatchedFrees++;
-      this.unmatchedBySite.set(ev.site, (this.unmatchedBySite.get(ev.site) ?? 0) + 1);
-      if (ev.cache) this.unmatchedByCache.set(ev.cache, (this.unmatchedByCache.get(ev.cache) ?? 0) + 1);
+      count(this.unmatchedSites, ev.site);
+      if (ev.cache) count(this.unmatchedCaches, ev.cache);
       return;
     }
     this.live.delete(ev.ptr);
@@ -277,6 +277,23 @@ export class KmemAccount {
   topUnmatched(n = MAX_TOP): [string, number][] {
     return top(this.unmatchedBySite, n);
   }
+
+  /** Unmatched frees by the freeing call site. */
+  get unmatchedBySite(): Map<string, number> {
+    return new Map([...this.unmatchedSites].map(([k, v]) => [k, v.n]));
+  }
+
+  /** Unmatched kmem_cache_free by cache. */
+  get unmatchedByCache(): Map<string, number> {
+    return new Map([...this.unmatchedCaches].map(([k, v]) => [k, v.n]));
+  }
+}
+
+/** One lookup per count: the counter is an object. */
+function count(map: Map<string, { n: number }>, key: string): void {
+  const c = map.get(key);
+  if (c) c.n++;
+  else map.set(key, { n: 1 });
 }
 
 function breakdown(map: Map<string, Breakdown>, key: string): Breakdown {

@@ -3,24 +3,30 @@
  * standard input, streamed in chunks; or a trace.dat (v6/v7) read through our reader, with call
  * sites resolved through the file's own kallsyms. The kind is found from the first bytes.
  */
-import { createReadStream, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
+import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Kallsyms } from '../../events/symbols.js';
 import type { EventFormat, KField } from '../../events/kformat.js';
-import { parseTraceDat, readTraceDatFile, type TraceDat } from '../../format/tracedat/reader.js';
+import { parseTraceDat, type TraceDat } from '../../format/tracedat/reader.js';
 import { TraceDatEvents } from '../../format/tracedat/records.js';
 import { TraceDatError } from '../../format/tracedat/cursor.js';
 import { COMMIT_SIZE_MASK, SUBBUF_HEADER } from '../../ring/layout.js';
 import { forEachEvent } from '../../ring/ring.js';
 import { ALLOC, FREE, PAGE_ALLOC, PAGE_FREE, newEvent, type KmemEvent } from './account.js';
 import { KmemTextParser, newProblems, type ParseProblems } from './text.js';
+import { PARALLEL_MIN_BYTES, readTextParallel } from './parallel.js';
 
 const TRACE_DAT_MAGIC = [0x17, 0x08, 0x44];
 
 export interface InputOptions {
   /** For legacy hex call sites in text (System.map or kallsyms). */
   symbols?: Kallsyms | null;
+  /** The file `symbols` came from, for decode workers to load too. */
+  symbolsPath?: string | null;
+  /** Decode large plain text files on this many threads (default: every core; 1: this thread only). */
+  workers?: number;
   /** Told of progress: bytes done of total (total 0 when unknown, e.g. stdin). */
   progress?: (done: number, total: number) => void;
   /** Standard input, for '-'. */
@@ -39,8 +45,13 @@ export async function readKmemEvents(path: string, onEvent: (ev: KmemEvent) => v
     } catch (err) {
       throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    if (isTraceDat(head)) return readTraceDat(await readTraceDatFile(path), onEvent, options);
+    // One synchronous read: the whole file is needed at once, and it is faster than a promise per chunk.
+    if (isTraceDat(head)) {
+      const data = readFileSync(path);
+      return readTraceDat(await parseTraceDat(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), path), onEvent, options);
+    }
     const gz = head[0] === 0x1f && head[1] === 0x8b;
+    if (!gz && (options.workers ?? availableParallelism()) > 1 && statSync(path).size >= PARALLEL_MIN_BYTES) return readTextParallel(path, onEvent, options);
     const raw = createReadStream(path, { highWaterMark: 1 << 20 });
     const total = statSync(path).size;
     let done = 0;
@@ -105,13 +116,12 @@ interface Decoder {
 async function readTraceDat(dat: TraceDat, onEvent: (ev: KmemEvent) => void, options: InputOptions): Promise<ParseProblems> {
   const events = new TraceDatEvents(dat);
   const problems = newProblems();
-  const decoders = new Map<number, Decoder | null>();
+  const decoders: (Decoder | null | undefined)[] = new Array(65536);
   const decoder = (id: number) => {
-    let d = decoders.get(id);
+    let d = decoders[id];
     if (d === undefined) {
       const format = events.events.get(id);
-      d = format ? decoderFor(format) : null;
-      decoders.set(id, d);
+      d = decoders[id] = format ? decoderFor(format) : null;
     }
     return d;
   };
@@ -241,7 +251,7 @@ const MISSED_STORED = 2 ** 30;
 
 /** Cache names (`__data_loc char[]`) interned by their bytes: no string made for a name seen before. */
 class StringInterner {
-  private readonly table = new Map<number, { bytes: Uint8Array; text: string }[]>();
+  private readonly table = new Map<number, { bytes: Uint8Array; words: number[]; text: string }[]>();
   private readonly decoder = new TextDecoder();
 
   dataLoc(u8: Uint8Array, dv: DataView, record: number, fieldOffset: number): string {
@@ -249,20 +259,26 @@ class StringInterner {
     const start = record + (loc & 0xffff);
     let len = loc >>> 16;
     while (len > 0 && u8[start + len - 1] === 0) len--;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < len; i++) h = Math.imul(h ^ u8[start + i]!, 0x01000193);
+    // Hash and compare four bytes at a time: names repeat, so this is nearly always a hit.
+    const words = len >>> 2;
+    let h = len;
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ dv.getUint32(start + 4 * i, true), 0x01000193);
+    for (let i = words * 4; i < len; i++) h = Math.imul(h ^ u8[start + i]!, 0x01000193);
     let bucket = this.table.get(h);
     if (bucket) {
       for (const e of bucket) {
         if (e.bytes.length !== len) continue;
         let same = true;
-        for (let i = 0; i < len && same; i++) same = e.bytes[i] === u8[start + i];
+        for (let i = 0; i < words && same; i++) same = e.words[i] === dv.getUint32(start + 4 * i, true);
+        for (let i = words * 4; i < len && same; i++) same = e.bytes[i] === u8[start + i];
         if (same) return e.text;
       }
     } else this.table.set(h, (bucket = []));
-    const bytes = u8.slice(start, start + len);
+    // A copy of its own (Buffer's slice() would be a view into the whole file).
+    const bytes = new Uint8Array(u8.subarray(start, start + len));
     const text = this.decoder.decode(bytes);
-    bucket.push({ bytes, text });
+    const w = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    bucket.push({ bytes, words: Array.from({ length: words }, (_, i) => w.getUint32(4 * i, true)), text });
     return text;
   }
 }
