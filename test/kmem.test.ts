@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { KmemAccount, sortedSites, type Site } from '../src/analyze/kmem/account.js';
 import { readKmemEvents } from '../src/analyze/kmem/input.js';
+import { readTextParallel } from '../src/analyze/kmem/parallel.js';
 import { KmemTextParser } from '../src/analyze/kmem/text.js';
 import { accountFile } from '../src/analyze/kmem/report.js';
 import { buildRings } from '../src/analyze/kmem/rings.js';
@@ -307,4 +308,26 @@ test('--live records kmem events from the kernel around a command and accounts t
   assert.ok(json.sites.length > 5);
   assert.ok(json.sites.every((s: { site: string }) => /^\S+\+0x[0-9a-f]+( \[\S+\])?$|^0x/.test(s.site)), 'call sites resolved through the kernel kallsyms');
   assert.equal(readFileSync('/proc/mounts', 'utf8').includes('nftrace-kmem'), false);
+});
+
+test('large text read by worker threads gives exactly the sequential account (ranges cut mid-line, bad lines numbered)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-kmempar-'));
+  try {
+    const lines = text('kmem/kmem_head5000.txt.gz').split('\n');
+    // Bad lines here and there, one at the very end without a newline.
+    lines.splice(3000, 0, 'garbage in the middle');
+    const file = join(dir, 'k.txt');
+    writeFileSync(file, `${lines.join('\n')}\n${LINE(0, '9999.000001', 'kmalloc', 'call_site=foo+0x1/0x2 ptr=0000000000000abc')}`);
+    const seq = new KmemAccount();
+    const p1 = await readKmemEvents(file, (ev) => seq.add(ev), { workers: 1 });
+    const par = new KmemAccount();
+    const p2 = await readTextParallel(file, (ev) => par.add(ev), { workers: 2, chunkBytes: 100_000 });
+    assert.deepEqual(rows(par.sites.values()), rows(seq.sites.values()));
+    assert.equal(par.unmatchedFrees, seq.unmatchedFrees);
+    assert.deepEqual([p2.events, p2.malformed, p2.lines], [p1.events, p1.malformed, p1.lines]);
+    assert.deepEqual(p2.examples, p1.examples);
+    assert.deepEqual(p1.examples.map((e) => e.line), [3001, 5015]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -33,15 +33,15 @@ export interface TextResult {
 export const PARALLEL_MIN_BYTES = 16 << 20;
 const CHUNK = 8 << 20;
 
-/** Byte ranges of about CHUNK bytes, each ending just after a newline (the last at the end). */
-function ranges(file: string, size: number): { start: number; end: number }[] {
+/** Byte ranges of about `chunk` bytes, each ending just after a newline (the last at the end). */
+function ranges(file: string, size: number, chunk: number): { start: number; end: number }[] {
   const out: { start: number; end: number }[] = [];
   const fd = openSync(file, 'r');
   try {
     const probe = Buffer.alloc(64 << 10);
     let start = 0;
     while (start < size) {
-      let end = Math.min(size, start + CHUNK);
+      let end = Math.min(size, start + chunk);
       while (end < size) {
         const n = readSync(fd, probe, 0, probe.length, end);
         const nl = probe.subarray(0, n).indexOf(10);
@@ -63,10 +63,10 @@ function ranges(file: string, size: number): { start: number; end: number }[] {
 export async function readTextParallel(
   file: string,
   onEvent: (ev: KmemEvent) => void,
-  options: { symbolsPath?: string | null; progress?: (done: number, total: number) => void; workers?: number },
+  options: { symbolsPath?: string | null; progress?: (done: number, total: number) => void; workers?: number; chunkBytes?: number },
 ): Promise<ParseProblems> {
   const size = statSync(file).size;
-  const jobs: TextJob[] = ranges(file, size).map((r, id, all) => ({ id, file, ...r, last: id === all.length - 1 }));
+  const jobs: TextJob[] = ranges(file, size, options.chunkBytes ?? CHUNK).map((r, id, all) => ({ id, file, ...r, last: id === all.length - 1 }));
   const count = Math.max(1, Math.min(options.workers ?? availableParallelism(), jobs.length));
   const pool = Array.from({ length: count }, () => new Worker(new URL('./decode-worker.js', import.meta.url), { workerData: { symbols: options.symbolsPath ?? null }, execArgv: [] }));
   const results = new Map<number, TextResult>();
