@@ -9,7 +9,7 @@ export const EVENT_NAMES = [
   'kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kfree', 'kmem_cache_free',
   'mm_page_alloc', 'mm_page_free', 'mm_page_free_batched',
 ] as const;
-const NAME_INDEX = new Map<string, number>(EVENT_NAMES.map((n, i) => [n, i]));
+const NAME_INDEX: Record<string, number> = Object.fromEntries(EVENT_NAMES.map((n, i) => [n, i]));
 
 /** The transferable form. */
 export interface EventBatch {
@@ -39,6 +39,15 @@ export class BatchBuilder {
   private capacity: number;
   private b: EventBatch;
   private readonly ids = new Map<string, number>([['', 0]]);
+  /** The last string and id per string column: most events repeat their predecessor's. */
+  private lastSite = '';
+  private lastSiteId = 0;
+  private lastGfp = '';
+  private lastGfpId = 0;
+  private lastCache = '';
+  private lastCacheId = 0;
+  private lastComm = '';
+  private lastCommId = 0;
 
   constructor(capacity = 1 << 14) {
     this.capacity = capacity;
@@ -82,7 +91,7 @@ export class BatchBuilder {
     }
     const i = b.count++;
     b.kind[i] = ev.kind;
-    b.event[i] = NAME_INDEX.get(ev.event) ?? 0;
+    b.event[i] = NAME_INDEX[ev.event] ?? 0;
     b.cpu[i] = ev.cpu;
     b.pid[i] = ev.pid;
     b.node[i] = ev.node;
@@ -92,10 +101,15 @@ export class BatchBuilder {
     b.ptr[i] = ev.ptr;
     b.req[i] = ev.req;
     b.alloc[i] = ev.alloc;
-    b.site[i] = this.id(ev.site);
-    b.gfp[i] = this.id(ev.gfp);
-    b.cache[i] = this.id(ev.cache);
-    b.comm[i] = this.id(ev.comm);
+    // The same string as the event before (most of the time) needs no lookup.
+    if (ev.site !== this.lastSite) this.lastSiteId = this.id((this.lastSite = ev.site));
+    if (ev.gfp !== this.lastGfp) this.lastGfpId = this.id((this.lastGfp = ev.gfp));
+    if (ev.cache !== this.lastCache) this.lastCacheId = this.id((this.lastCache = ev.cache));
+    if (ev.comm !== this.lastComm) this.lastCommId = this.id((this.lastComm = ev.comm));
+    b.site[i] = this.lastSiteId;
+    b.gfp[i] = this.lastGfpId;
+    b.cache[i] = this.lastCacheId;
+    b.comm[i] = this.lastCommId;
   }
 
   /** The batch and the buffers to transfer with it. */

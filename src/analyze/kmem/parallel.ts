@@ -33,15 +33,18 @@ export interface TextResult {
 export const PARALLEL_MIN_BYTES = 16 << 20;
 const CHUNK = 8 << 20;
 
-/** Byte ranges of about `chunk` bytes, each ending just after a newline (the last at the end). */
+/** Byte ranges growing to `chunk` bytes, each ending just after a newline (the last at the end). */
 function ranges(file: string, size: number, chunk: number): { start: number; end: number }[] {
   const out: { start: number; end: number }[] = [];
   const fd = openSync(file, 'r');
   try {
     const probe = Buffer.alloc(64 << 10);
     let start = 0;
+    // Small ranges first, so the first batch is back soon after the workers start.
+    let next = Math.min(chunk, 1 << 20);
     while (start < size) {
-      let end = Math.min(size, start + chunk);
+      let end = Math.min(size, start + next);
+      next = Math.min(chunk, next * 2);
       while (end < size) {
         const n = readSync(fd, probe, 0, probe.length, end);
         const nl = probe.subarray(0, n).indexOf(10);

@@ -105,30 +105,37 @@ export class KmemTextParser {
     let i = start;
     while (i < end && text.charCodeAt(i) === 32) i++;
     if (i >= end || text.charCodeAt(i) === 35) return;
-    // COMM-PID [CPU]
-    const open = text.indexOf(' [', i);
-    if (open < 0 || open >= end) return this.notEvent(text, start, end);
-    const close = text.indexOf(']', open);
-    if (close < 0 || close >= end) return this.notEvent(text, start, end);
+    // COMM-PID [CPU]. Plain loops: V8's two-character indexOf and its lastIndexOf are slow.
+    let open = i;
+    while (open < end && !(text.charCodeAt(open) === 91 && text.charCodeAt(open - 1) === 32)) open++;
+    if (open >= end) return this.notEvent(text, start, end);
+    open--;
+    let close = open + 2;
+    while (close < end && text.charCodeAt(close) !== 93) close++;
+    if (close >= end) return this.notEvent(text, start, end);
     const cpu = digits(text, open + 2, close);
-    const dash = text.lastIndexOf('-', open);
+    let dash = open - 1;
+    while (dash >= i && text.charCodeAt(dash) !== 45) dash--;
     if (dash < i || cpu < 0) return this.notEvent(text, start, end);
     // TS: EVENT:
     const tsEnd = text.indexOf(': ', close);
     if (tsEnd < 0 || tsEnd >= end) return this.notEvent(text, start, end);
     const nameEnd = text.indexOf(':', tsEnd + 2);
     if (nameEnd < 0 || nameEnd >= end) return this.notEvent(text, start, end);
-    const kind = kindOf(text, tsEnd + 2, nameEnd);
+    const name = eventName(text, tsEnd + 2, nameEnd);
+    const kind = name ? KINDS[name]! : -1;
     if (kind < 0) {
-      const name = text.slice(tsEnd + 2, nameEnd);
-      p.unknown.set(name, (p.unknown.get(name) ?? 0) + 1);
+      const other = text.slice(tsEnd + 2, nameEnd);
+      p.unknown.set(other, (p.unknown.get(other) ?? 0) + 1);
       return;
     }
     const ev = this.ev;
     ev.kind = kind;
-    ev.event = eventName(text, tsEnd + 2, nameEnd);
+    ev.event = name;
     ev.cpu = cpu;
-    ev.ts = timestamp(text, text.lastIndexOf(' ', tsEnd) + 1, tsEnd);
+    let tsStart = tsEnd - 1;
+    while (tsStart > close && text.charCodeAt(tsStart) !== 32) tsStart--;
+    ev.ts = timestamp(text, tsStart + 1, tsEnd);
     if (!this.fields(text, nameEnd + 1, end, kind)) return this.bad(text, start, end, this.why);
     if (kind === ALLOC) {
       // Only allocations are broken down by task.
@@ -217,7 +224,7 @@ export class KmemTextParser {
     if (site < 0 || ptr === -2) return this.fail('no call_site= or ptr=');
     if (ptr < 0) return this.fail('bad ptr=');
     ev.ptr = ptr;
-    ev.site = this.callSite(text, text.slice(site, siteEnd), siteEnd, end);
+    ev.site = this.callSite(text, site, siteEnd, end);
     if (kind === ALLOC) {
       if (req < 0 || alloc < 0) return this.fail(req === -1 && alloc === -1 ? 'no bytes_req= or bytes_alloc=' : 'bytes are not numbers');
       ev.req = req;
@@ -240,23 +247,20 @@ export class KmemTextParser {
     this.bad(text, start, end, 'not an event line');
   }
 
-  /** `sym+0xoff/0xsize [mod]` → `sym+0xoff [mod]`; a bare hex address through the symbols. */
-  private callSite(text: string, raw: string, after: number, end: number): string {
-    let site = this.siteCache.get(raw);
-    if (site === undefined) {
-      const slash = raw.indexOf('/');
-      site = slash > 0 ? raw.slice(0, slash) : raw;
-      if (HEX.test(site) && !site.includes('+')) {
-        const hit = this.symbols?.lookup(BigInt(`0x${site}`));
-        if (hit) {
-          const mod = this.symbols!.module(hit.name);
-          site = `${hit.name}+0x${hit.offset.toString(16)}${mod ? ` [${mod}]` : ''}`;
-        } else {
-          this.problems.unresolved++;
-          site = `0x${site}`;
-        }
-      }
-      this.siteCache.set(raw, site);
+  /**
+   * `sym+0xoff/0xsize [mod]` → `sym+0xoff [mod]`; a bare hex address through the symbols. The
+   * value at text[from, after) is compared with the last one first: runs of one call site are
+   * common (RCU batches, loops), and then no string is made at all.
+   */
+  private callSite(text: string, from: number, after: number, end: number): string {
+    let site: string | undefined;
+    const len = after - from;
+    if (len === this.lastRaw.length && same(text, from, this.lastRaw)) site = this.lastSite;
+    else {
+      const raw = text.slice(from, after);
+      site = this.siteCache.get(raw) ?? this.resolveSite(raw);
+      this.lastRaw = raw;
+      this.lastSite = site;
     }
     // ` [mod]` follows the value after a space.
     if (after + 1 < end && text.charCodeAt(after) === 32 && text.charCodeAt(after + 1) === 91) {
@@ -265,21 +269,48 @@ export class KmemTextParser {
     }
     return site;
   }
+
+  private lastRaw = '';
+  private lastSite = '';
+
+  private resolveSite(raw: string): string {
+    const slash = raw.indexOf('/');
+    let site = slash > 0 ? raw.slice(0, slash) : raw;
+    if (HEX.test(site) && !site.includes('+')) {
+      const hit = this.symbols?.lookup(BigInt(`0x${site}`));
+      if (hit) {
+        const mod = this.symbols!.module(hit.name);
+        site = `${hit.name}+0x${hit.offset.toString(16)}${mod ? ` [${mod}]` : ''}`;
+      } else {
+        this.problems.unresolved++;
+        site = `0x${site}`;
+      }
+    }
+    this.siteCache.set(raw, site);
+    return site;
+  }
 }
 
-const NAMES = Object.keys(KINDS);
-
-/** The kind of the event named text[start, end), or -1. */
-function kindOf(text: string, start: number, end: number): number {
-  const name = eventName(text, start, end);
-  return name ? KINDS[name]! : -1;
-}
-
-/** The known event name text[start, end) is, without making a string; '' if none. */
+/** The known event name text[start, end) is, without making a string; '' if none. By length first. */
 function eventName(text: string, start: number, end: number): string {
-  const len = end - start;
-  for (const name of NAMES) if (name.length === len && text.startsWith(name, start)) return name;
-  return '';
+  const is = (name: string) => (text.startsWith(name, start) ? name : '');
+  switch (end - start) {
+    case 5: return is('kfree');
+    case 7: return is('kmalloc');
+    case 12: return is('mm_page_free') || is('kmalloc_node');
+    case 13: return is('mm_page_alloc');
+    case 15: return is('kmem_cache_free');
+    case 16: return is('kmem_cache_alloc');
+    case 20: return is('mm_page_free_batched');
+    case 21: return is('kmem_cache_alloc_node');
+    default: return '';
+  }
+}
+
+/** Whether text at `at` holds `s` (a loop: faster than startsWith for short strings here). */
+function same(text: string, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (text.charCodeAt(at + i) !== s.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Decimal digits in text[start, end) as a number; -1 if any other character (or none). */
