@@ -90,7 +90,7 @@ export async function kmemBench(rounds: number): Promise<KmemFigures> {
     const t = best(text);
     const d = best(dat);
     const start = process.hrtime.bigint();
-    const tc = spawnSync('sh', ['-c', `trace-cmd report -i ${dat} > /dev/null`]);
+    const tc = spawnSync('sh', ['-c', 'trace-cmd report -i "$0" > /dev/null', dat]);
     const traceCmdSec = tc.status === 0 ? Number(process.hrtime.bigint() - start) / 1e9 : null;
     return {
       events: t.events,

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: what an event costs, against the baselines named in issue #3, trace.dat
  * writing and decoding (#4), the control tree's memory and FUSE latency (#5), and the flight
- * recorder's filters, snapshot swaps, crash dumps and persist worker (#6), in one run.
+ * recorder's filters, snapshot swaps, crash dumps and persist worker (#6), and the kmem
+ * analyzer's speed and memory (#7), in one run.
  * Prints a table and writes bench/results/core-<timestamp>.json.
  */
 import { mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { monoNow } from '../src/instance/clock.js';
 import { eventfsBench } from './eventfs.js';
 import { traceDatBench } from './tracedat.js';
 import { flightBench } from './flight.js';
+import { kmemBench } from './kmem.js';
 
 interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
@@ -140,6 +142,8 @@ async function main() {
   const dat = await traceDatBench(quick ? 1_000_000 : 10_000_000);
   const tree = await eventfsBench(quick ? [1, 10] : [1, 10, 100]);
   const flight = await flightBench(quick);
+  const kmem = await kmemBench(quick ? 40 : 200);
+  const kmemLarge = quick ? null : await kmemBench(600);
   const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
   const numeric = get('enabled, 3 numeric');
   const clock = get('clock read: nftrace');
@@ -202,11 +206,23 @@ async function main() {
     'snapshot swap independent of size (64 MB <= 2x 1 MB)': fl.swap64MBNs <= 2 * fl.swap1MBNs,
     'crash dump >= 500 MB/s': fl.dumpMBps >= 500,
   });
+  console.log('\nnftrace kmem (the 5,000-event fixture replayed with shifted pointers; each run a process of its own, best of 3)\n');
+  console.log('| input | events | events/s | peak RSS | trace-cmd report, same trace.dat |');
+  console.log('|---|---:|---:|---:|---|');
+  for (const k of [kmem, kmemLarge].filter((x) => x !== null)) {
+    console.log(`| ftrace text (${k.textMB.toFixed(0)} MB) | ${k.events} | ${(k.textEventsPerSec / 1e6).toFixed(2)} M | ${k.textMaxRssMB.toFixed(0)} MB | |`);
+    const tc = k.traceCmdSec === null ? 'n/a' : `${k.traceCmdSec.toFixed(2)} s = ${(k.events / k.traceCmdSec / 1e6).toFixed(2)} M events/s (ours ${((k.datEventsPerSec * k.traceCmdSec) / k.events).toFixed(1)}x)`;
+    console.log(`| trace.dat | ${k.events} | ${(k.datEventsPerSec / 1e6).toFixed(2)} M | ${k.datMaxRssMB.toFixed(0)} MB | ${tc} |`);
+  }
+  Object.assign(checks, {
+    'kmem text >= 2 M events/s (10^6 events)': kmem.textEventsPerSec >= 2e6,
+    'kmem trace.dat >= 5 M events/s (10^6 events)': kmem.datEventsPerSec >= 5e6,
+  });
   for (const [k, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'MISS'}  ${k}`);
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, checks, sink }, null, 2));
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, kmem: { small: kmem, large: kmemLarge }, checks, sink }, null, 2));
   console.log(`\nsaved ${out}`);
 }
 
