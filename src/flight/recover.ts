@@ -3,7 +3,8 @@
  * region's slots are checked (magic, CRC) and put back in page order; a partial slot is kept
  * only when it is newer than every complete page, and then says that the tail was cut.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readAt } from '../io.js';
 import { crc32 } from 'node:zlib';
 import type { TraceDatContent } from '../format/tracedat/writer.js';
 import {
@@ -37,15 +38,9 @@ export interface Recovered {
   pid: number;
 }
 
-function readAt(fd: number, file: string, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, offset + got);
-    if (n === 0) break;
-    got += n;
-  }
-  if (got < length) throw new RecoverError(file, offset + got, `file ends ${length - got} bytes early`);
+function readExactly(fd: number, file: string, offset: number, length: number): Buffer {
+  const buf = readAt(fd, offset, length);
+  if (buf.length < length) throw new RecoverError(file, offset + buf.length, `file ends ${length - buf.length} bytes early`);
   return buf;
 }
 
@@ -54,11 +49,11 @@ export function recoverPersistFile(file: string): Recovered {
   try {
     const size = fstatSync(fd).size;
     if (size < HEADER_SIZE) throw new RecoverError(file, size, 'too short for a persist file header');
-    const header = readAt(fd, file, 0, 40);
+    const header = readExactly(fd, file, 0, 40);
     if (header.toString('latin1', 0, 8) !== PERSIST_MAGIC) throw new RecoverError(file, 0, 'not an nftrace persist file (bad magic)');
     const metaOffset = header.readUInt32LE(12);
     const metaLength = header.readUInt32LE(20);
-    const json = readAt(fd, file, metaOffset, metaLength);
+    const json = readExactly(fd, file, metaOffset, metaLength);
     if (crc32(json) !== header.readUInt32LE(24)) throw new RecoverError(file, metaOffset, 'metadata checksum mismatch');
     let meta: PersistMeta;
     try {
@@ -82,7 +77,7 @@ export function recoverPersistFile(file: string): Recovered {
           for (let s = 0; s <= region.slots; s++) {
             const at = slotOffset(region, s);
             if (at + SLOT_HEADER + region.subbuf > size) continue; // never written
-            const slot = readAt(fd, file, at, SLOT_HEADER + region.subbuf);
+            const slot = readExactly(fd, file, at, SLOT_HEADER + region.subbuf);
             if (slot.readUInt32LE(0) === 0) continue; // never written
             if (slot.readUInt32LE(0) !== SLOT_MAGIC || slot.readUInt32LE(4) !== index) {
               bad++;

@@ -3,7 +3,8 @@
  * batch (columns.ts) and sends it back with what it could not read. The main thread replays
  * the batches in order, so the account is exactly the sequential one.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { readAt } from '../../io.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kallsyms } from '../../events/symbols.js';
 import { BatchBuilder } from './columns.js';
@@ -15,14 +16,10 @@ const symbols = symbolsPath ? Kallsyms.load(symbolsPath) : null;
 
 parentPort!.on('message', (job: TextJob) => {
   try {
-    const buf = Buffer.alloc(job.end - job.start);
     const fd = openSync(job.file, 'r');
+    let buf: Buffer;
     try {
-      for (let got = 0; got < buf.length;) {
-        const n = readSync(fd, buf, got, buf.length - got, job.start + got);
-        if (n === 0) break;
-        got += n;
-      }
+      buf = readAt(fd, job.start, job.end - job.start);
     } finally {
       closeSync(fd);
     }

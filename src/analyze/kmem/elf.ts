@@ -3,7 +3,8 @@
  * OBJECT symbol, read straight from the file. Replaces trace_analyze's `readelf -s` parsing,
  * which lost sizes of 100,000 and more (printed in hex). 32- and 64-bit, little-endian.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readAt } from '../../io.js';
 
 export interface ElfSymbol {
   name: string;
@@ -26,17 +27,6 @@ const STT_OBJECT = 1;
 const STT_FUNC = 2;
 const STB_LOCAL = 0;
 
-/** Read bytes [offset, offset+length) of an open file. */
-function readAt(fd: number, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, offset + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === length ? buf : buf.subarray(0, got);
-}
 
 export function elfSymbols(file: string): ElfSymbol[] {
   const fd = openSync(file, 'r');

@@ -9,7 +9,8 @@
  * Only the first entry of each unit is read (its attributes), so even a 1 GB vmlinux is one
  * pass over `.debug_info` headers. Compressed sections (SHF_COMPRESSED, zlib) are inflated.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readAt } from '../../io.js';
 import { inflateSync } from 'node:zlib';
 import { ElfError, elfSymbols } from './elf.js';
 import type { TreeDb } from './tree.js';
@@ -18,16 +19,6 @@ interface Section { name: string; offset: number; size: number; flags: bigint; a
 
 const SHF_COMPRESSED = 0x800n;
 
-function readAt(fd: number, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, offset + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
 
 function sectionsOf(fd: number, file: string): { sections: Section[]; read: (s: Section) => Buffer } {
   const size = fstatSync(fd).size;
