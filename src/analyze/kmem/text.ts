@@ -54,6 +54,8 @@ export class KmemTextParser {
   private readonly onEvent: (ev: KmemEvent) => void;
   private readonly symbols: Kallsyms | null;
   private readonly siteCache = new Map<string, string>();
+  /** Task, gfp and cache names: few distinct values, so no string is made for one seen before. */
+  private readonly strings = new RangeInterner();
   private rest = '';
 
   constructor(onEvent: (ev: KmemEvent) => void, symbols: Kallsyms | null = null) {
@@ -106,13 +108,12 @@ export class KmemTextParser {
     while (i < end && text.charCodeAt(i) === 32) i++;
     if (i >= end || text.charCodeAt(i) === 35) return;
     // COMM-PID [CPU]. Plain loops: V8's two-character indexOf and its lastIndexOf are slow.
-    let open = i;
-    while (open < end && !(text.charCodeAt(open) === 91 && text.charCodeAt(open - 1) === 32)) open++;
-    if (open >= end) return this.notEvent(text, start, end);
+    let open = text.indexOf('[', i);
+    while (open > 0 && open < end && text.charCodeAt(open - 1) !== 32) open = text.indexOf('[', open + 1);
+    if (open < 0 || open >= end) return this.notEvent(text, start, end);
     open--;
-    let close = open + 2;
-    while (close < end && text.charCodeAt(close) !== 93) close++;
-    if (close >= end) return this.notEvent(text, start, end);
+    const close = text.indexOf(']', open);
+    if (close < 0 || close >= end) return this.notEvent(text, start, end);
     const cpu = digits(text, open + 2, close);
     let dash = open - 1;
     while (dash >= i && text.charCodeAt(dash) !== 45) dash--;
@@ -143,7 +144,7 @@ export class KmemTextParser {
       const prefix = text.indexOf(': ', i);
       if (prefix >= 0 && prefix < dash) commStart = prefix + 2;
       while (text.charCodeAt(commStart) === 32) commStart++;
-      ev.comm = text.slice(commStart, dash);
+      ev.comm = this.strings.get(text, commStart, dash);
       ev.pid = digits(text, dash + 1, open);
     }
     p.events++;
@@ -178,11 +179,10 @@ export class KmemTextParser {
         } else pos++;
       }
       if (pos >= end) break;
-      let eq = pos;
-      while (eq < end && text.charCodeAt(eq) !== 61 && text.charCodeAt(eq) !== 32) eq++;
-      let stop = text.indexOf(' ', eq);
+      let stop = text.indexOf(' ', pos);
       if (stop < 0 || stop > end) stop = end;
-      if (eq >= end || text.charCodeAt(eq) !== 61) {
+      const eq = text.indexOf('=', pos);
+      if (eq < 0 || eq >= stop) {
         pos = stop;
         continue;
       }
@@ -200,11 +200,11 @@ export class KmemTextParser {
       } else if (c0 === 98 && keyLen === 11) {
         alloc = digits(text, v, stop); // bytes_alloc
       } else if (c0 === 103) {
-        ev.gfp = text.slice(v, stop); // gfp_flags
+        ev.gfp = this.strings.get(text, v, stop); // gfp_flags
       } else if (c0 === 110 && c1 === 111) {
         ev.node = signedDigits(text, v, stop); // node
       } else if (c0 === 110 && c1 === 97) {
-        ev.cache = text.slice(v, stop); // name
+        ev.cache = this.strings.get(text, v, stop); // name
       } else if (c0 === 111 && keyLen === 5) {
         ev.order = digits(text, v, stop); // order
       } else if (c0 === 109 && keyLen === 11) {
@@ -304,6 +304,36 @@ function eventName(text: string, start: number, end: number): string {
     case 20: return is('mm_page_free_batched');
     case 21: return is('kmem_cache_alloc_node');
     default: return '';
+  }
+}
+
+/**
+ * Strings of text ranges, made once per distinct value: a range equal to the last one of its
+ * length, or found by a hash of its characters, costs a compare and no allocation.
+ */
+class RangeInterner {
+  private readonly byHash = new Map<number, string[]>();
+  private readonly lastByLength: string[] = [];
+
+  get(text: string, start: number, end: number): string {
+    const len = end - start;
+    const last = this.lastByLength[len];
+    if (last !== undefined && same(text, start, last)) return last;
+    let h = len;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    let bucket = this.byHash.get(h);
+    if (bucket) {
+      for (const s of bucket) {
+        if (s.length === len && same(text, start, s)) {
+          if (len < 256) this.lastByLength[len] = s;
+          return s;
+        }
+      }
+    } else this.byHash.set(h, (bucket = []));
+    const s = text.slice(start, end);
+    bucket.push(s);
+    if (len < 256) this.lastByLength[len] = s;
+    return s;
   }
 }
 
