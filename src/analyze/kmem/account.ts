@@ -114,6 +114,7 @@ export class KmemAccount {
   readonly byCache = new Map<string, Breakdown>();
   readonly byGfp = new Map<string, Breakdown>();
   readonly byCpu = new Map<string, Breakdown>();
+  /** By task, `comm-pid`. */
   readonly byComm = new Map<string, Breakdown>();
   readonly byNode = new Map<string, Breakdown>();
   /** Page allocator: live pages by pfn, totals by migratetype/gfp. */
@@ -167,6 +168,17 @@ export class KmemAccount {
     }
   }
 
+  private readonly tasks = new Map<number, { comm: string; key: string }>();
+
+  /** `comm-pid`, made once per task. */
+  private taskKey(comm: string, pid: number): string {
+    const t = this.tasks.get(pid);
+    if (t && t.comm === comm) return t.key;
+    const key = `${comm}-${pid}`;
+    this.tasks.set(pid, { comm, key });
+    return key;
+  }
+
   private excluded(ev: KmemEvent): boolean {
     const only = this.options.only;
     if (!only) return false;
@@ -194,7 +206,7 @@ export class KmemAccount {
       breakdown(this.byCache, ev.cache || `kmalloc-${sizeClass(ev.alloc)}`),
       breakdown(this.byGfp, ev.gfp || 'none'),
       breakdown(this.byCpu, `cpu${ev.cpu}`),
-      breakdown(this.byComm, ev.comm),
+      breakdown(this.byComm, this.taskKey(ev.comm, ev.pid)),
       breakdown(this.byNode, String(ev.node)),
     ];
     this.live.set(ev.ptr, { site, alloc: ev.alloc, req: ev.req, rows });
