@@ -82,6 +82,7 @@ test('hand-checked account: totals, waste, net, unmatched frees, kfree(NULL), re
   assert.equal(acc.nullFrees, 1);
   assert.equal(acc.unmatchedFrees, 2, 'ff and c1');
   assert.deepEqual([...acc.unmatchedByCache], [['filp', 1]]);
+  assert.deepEqual(acc.unmatchedBytes(), { bytes: 0, frees: 0 }, 'no filp allocation seen: its size is unknown');
   assert.equal(acc.duplicates, 1);
   // Policy free: bar+0x8's object was freed implicitly, so only bar+0x9's is live.
   assert.equal(acc.sites.get('bar+0x8')!.net, 0);

@@ -169,6 +169,8 @@ export class KmemAccount {
   }
 
   private readonly tasks = new Map<number, { comm: string; key: string }>();
+  /** Object size per slab cache, from its allocations: prices unmatched kmem_cache_free. */
+  private readonly cacheSizes = new Map<string, number>();
 
   /** `comm-pid`, made once per task. */
   private taskKey(comm: string, pid: number): string {
@@ -202,6 +204,7 @@ export class KmemAccount {
       if (this.options.duplicates === 'free') this.release(previous, false);
       else this.liveKeep.push(previous);
     }
+    if (ev.cache) this.cacheSizes.set(ev.cache, ev.alloc);
     const rows = [
       breakdown(this.byCache, ev.cache || `kmalloc-${sizeClass(ev.alloc)}`),
       breakdown(this.byGfp, ev.gfp || 'none'),
@@ -293,6 +296,23 @@ export class KmemAccount {
   /** Unmatched frees by the freeing call site. */
   get unmatchedBySite(): Map<string, number> {
     return new Map([...this.unmatchedSites].map(([k, v]) => [k, v.n]));
+  }
+
+  /**
+   * Bytes of the unmatched frees where the size can be known: kmem_cache_free of a cache whose
+   * objects were allocated in the trace (kfree says nothing of the size). With how many frees
+   * that covers.
+   */
+  unmatchedBytes(): { bytes: number; frees: number } {
+    let bytes = 0;
+    let frees = 0;
+    for (const [cache, c] of this.unmatchedCaches) {
+      const size = this.cacheSizes.get(cache);
+      if (size === undefined) continue;
+      bytes += size * c.n;
+      frees += c.n;
+    }
+    return { bytes, frees };
   }
 
   /** Unmatched kmem_cache_free by cache. */

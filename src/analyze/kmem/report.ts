@@ -85,7 +85,9 @@ export function summaryText({ input, problems, account: a, sites, top }: Summary
     sites.slice(0, top).map((s) => [humanBytes(s.total), humanBytes(s.net - s.netReq), humanBytes(s.net), `${s.allocs}/${s.frees}`, s.site]), ['r', 'r', 'r', 'r', 'l']));
   if (sites.length > top) out.push(`… ${sites.length - top} more call sites (--top N, --csv or -c FILE for all)`);
   out.push('');
+  const priced = a.unmatchedBytes();
   out.push(`unmatched frees: ${a.unmatchedFrees} (of objects allocated before the trace, or whose allocation was lost); kfree(NULL): ${a.nullFrees}`);
+  if (priced.frees) out.push(`  ${humanBytes(priced.bytes)} in the ${priced.frees} of them from slab caches whose object size the trace shows`);
   for (const [site, n] of a.topUnmatched(5)) out.push(`  ${pad(n, 8)}  ${site}`);
   if (a.unmatchedByCache.size) out.push(`  by cache: ${[...a.unmatchedByCache].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   const policy = a.options.duplicates === 'free' ? 'the earlier one counted as freed without an event' : 'the earlier one kept live (trace_analyze)';
@@ -130,7 +132,7 @@ export function accountJson({ input, problems, account: a, sites }: Summary, db:
     allocs: a.allocs,
     frees: a.frees,
     live: { bytes: sites.reduce((n, s) => n + s.net, 0), objects: a.liveCount },
-    unmatchedFrees: { count: a.unmatchedFrees, nullFrees: a.nullFrees, bySite: Object.fromEntries(a.unmatchedBySite), byCache: Object.fromEntries(a.unmatchedByCache) },
+    unmatchedFrees: { count: a.unmatchedFrees, nullFrees: a.nullFrees, knownBytes: a.unmatchedBytes(), bySite: Object.fromEntries(a.unmatchedBySite), byCache: Object.fromEntries(a.unmatchedByCache) },
     duplicates: { count: a.duplicates, policy: a.options.duplicates, bySite: Object.fromEntries(a.duplicateSites) },
     sites: sites.map((s) => sitesJson(s, db)),
     byCache: breakdown(a.byCache), byGfp: breakdown(a.byGfp), byCpu: breakdown(a.byCpu), byComm: breakdown(a.byComm), byNode: breakdown(a.byNode),
