@@ -195,6 +195,17 @@ test('a kernel tree built here: exact static sizes from the symbol tables, one o
     assert.equal(statics.value, Object.values(db.objects).reduce((a, b) => a + b, 0));
     // -b: the branch alone.
     assert.equal(buildRings(acc.sites.values(), db, 'current_dynamic', 'fs').value, 128);
+    // The CLI with the tree, and again from the database it saves: the same files.
+    writeFileSync(join(dir, 'trace.txt'), `${trace}\n`);
+    const cli = (args: string[]) => spawnSync(process.execPath, [CLI, 'kmem', '-f', join(dir, 'trace.txt'), ...args], { encoding: 'utf8' });
+    const a = cli(['-k', dir, '--save-db', join(dir, 'db.json'), '-l', join(dir, 'callers-a'), '-r', join(dir, 'rings-a.svg'), '-a', 'current']);
+    assert.equal(a.status, 0, a.stderr);
+    const b = cli(['--db-file', join(dir, 'db.json'), '-l', join(dir, 'callers-b'), '-r', join(dir, 'rings-b.svg'), '-a', 'current']);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(readFileSync(join(dir, 'callers-b'), 'utf8'), readFileSync(join(dir, 'callers-a'), 'utf8'));
+    assert.equal(readFileSync(join(dir, 'rings-b.svg'), 'utf8'), readFileSync(join(dir, 'rings-a.svg'), 'utf8'));
+    assert.match(readFileSync(join(dir, 'callers-a'), 'utf8'), /^alloc_inode\+0x5 +128 +28 +fs\/ext\/inode\.o$/m);
+    assert.match(cli(['-k', join(dir, 'nope')]).stderr, /kernel tree .*nope is not a directory/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
