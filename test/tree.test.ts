@@ -146,13 +146,13 @@ test('names over NAME_MAX fail at once (ENOENT in events/, ENAMETOOLONG elsewher
   assert.equal(errno(() => tr.stat(`per_cpu/${long}`)), 'ENAMETOOLONG');
   assert.equal(errno(() => tr.mkdir(`instances/${long}`)), 'ENAMETOOLONG');
   assert.equal(errno(() => tr.stat('events/nosuch')), 'ENOENT');
-  assert.equal(errno(() => tr.stat('events/sched/sched_switch/hist')), 'ENOENT');
+  assert.equal(errno(() => tr.stat('events/sched/sched_switch/inject')), 'ENOENT');
   assert.equal(errno(() => tr.controlTree.open('newfile', { create: true })), 'EACCES');
   assert.equal(errno(() => tr.controlTree.unlink('tracing_on')), 'EPERM');
   assert.equal(errno(() => tr.mkdir('events/newsys')), 'EPERM');
   assert.equal(errno(() => tr.rmdir('events/sched')), 'EPERM');
-  // ftrace/print has format, id and trigger only, like the kernel's.
-  assert.deepEqual(tr.readdir('events/ftrace/print'), ['trigger', 'format', 'id']);
+  // ftrace/print has format, id, trigger and hist only, like the kernel's.
+  assert.deepEqual(tr.readdir('events/ftrace/print'), ['trigger', 'format', 'id', 'hist']);
 });
 
 test('find over the tree terminates, visits every entry once, and leaves no node held', () => {

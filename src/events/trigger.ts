@@ -7,7 +7,7 @@
 import { fail } from '../errno.js';
 import { parseKernelInteger } from './filter.js';
 
-export const TRIGGER_COMMANDS = ['traceon', 'traceoff', 'snapshot', 'stacktrace', 'enable_event', 'disable_event'] as const;
+export const TRIGGER_COMMANDS = ['traceon', 'traceoff', 'snapshot', 'stacktrace', 'enable_event', 'disable_event', 'hist'] as const;
 export type TriggerCommand = (typeof TRIGGER_COMMANDS)[number];
 
 /** What `trigger` reads when it has none: the commands this tracer knows, in the kernel's order. */
@@ -23,6 +23,8 @@ export interface TriggerSpec {
   count: number;
   /** The filter text after `if`, or null. */
   filter: string | null;
+  /** hist: the spec after `hist:` (parsed by hist.ts), and where it starts in the write. */
+  hist?: { param: string; offset: number };
 }
 
 const isBlank = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n';
@@ -58,6 +60,7 @@ export function parseTrigger(text: string): TriggerSpec {
   if (rest === '') rest = null;
   const command = TRIGGER_COMMANDS.find((c) => c === name);
   if (!command) fail('EINVAL', `unknown trigger command '${name}' (have: ${TRIGGER_COMMANDS.join(' ')})`);
+  if (command === 'hist') return parseHistTrigger(buff, end, remove);
   const needsParam = command === 'enable_event' || command === 'disable_event';
   let param: string | null = null;
   let filter: string | null = null;
@@ -95,6 +98,21 @@ export function parseTrigger(text: string): TriggerSpec {
     filter = m[1]!.replace(/[ \t\n]+$/, '');
   }
   return { command, remove, target, count, filter };
+}
+
+/** `hist:SPEC [if FILTER]`: the spec runs to the first blank; hist has no count. */
+function parseHistTrigger(buff: string, end: number, remove: boolean): TriggerSpec {
+  if (buff[end] !== ':') fail('EINVAL', 'hist needs keys: hist:keys=FIELD[,FIELD...]');
+  let stop = end + 1;
+  while (stop < buff.length && !isBlank(buff[stop])) stop++;
+  const param = buff.slice(end + 1, stop);
+  let filter: string | null = buff.slice(stop).replace(/^[ \t\n]+/, '') || null;
+  if (filter !== null) {
+    const m = /^if[ \t]+(.*)$/s.exec(filter);
+    if (!m || !m[1]!.trim()) fail('EINVAL', `expected 'if FILTER' after the hist spec, got '${filter}'`);
+    filter = m[1]!.replace(/[ \t\n]+$/, '');
+  }
+  return { command: 'hist', remove, count: -1, filter: remove ? null : filter, hist: { param, offset: (remove ? 1 : 0) + end + 1 } };
 }
 
 /** The line `trigger` reads back for one trigger, as the kernel prints it. */

@@ -17,6 +17,8 @@ import type { EventRegistry } from '../events/registry.js';
 import {
   TRIGGER_HELP, parseTrigger, triggerLine, triggerSlot, type TriggerCommand, type TriggerSpec,
 } from '../events/trigger.js';
+import { HistError, histText, parseHist, resolveHist, type HistSpec } from '../events/hist.js';
+import { HistMap, histShow } from './hist-map.js';
 import type { ControlBlock } from './control.js';
 
 /** A thread's constants, folded into its filters: the kernel's CPU, COMM and common_pid. */
@@ -33,6 +35,8 @@ export interface TriggerPlan {
   target: number;
   count: Int32Array;
   filter: string | null;
+  /** hist: the spec text and the shared table (hist-map.ts). */
+  hist?: { param: string; sab: SharedArrayBuffer };
 }
 
 /** The rules of one (instance, event), sent to every thread when they change. */
@@ -53,7 +57,12 @@ export const SYSTEM_FILTER_HELP = '### global filter ###\n# Use this to set filt
   + '# Only events with the given fields will be affected.\n'
   + '# If no events are modified, an error message will be displayed here\n';
 
-function fieldsOf(type: EventType): readonly FieldLayout[] {
+/** A hist trigger's readback line: the normalized spec, its filter, and whether it is paused. */
+function histLine(t: TriggerEntry): string {
+  return `${histText(t.hist!.spec)}${t.spec.filter !== null ? ` if ${t.spec.filter}` : ''} [${t.hist!.map.paused ? 'paused' : 'active'}]\n`;
+}
+
+export function fieldsOf(type: EventType): readonly FieldLayout[] {
   if (type instanceof EventDef) return type.layout.fields;
   return type.index === 0 ? PRINT_FIELDS : [];
 }
@@ -112,6 +121,7 @@ interface TriggerEntry {
   slot: string;
   target: number;
   count: Int32Array;
+  hist?: { spec: HistSpec; map: HistMap };
 }
 
 interface EventRules {
@@ -264,7 +274,61 @@ export class InstanceRules {
   readTriggers(event: number): string {
     const list = this.events.get(event)?.triggers ?? [];
     if (list.length === 0) return TRIGGER_HELP;
-    return list.map((t) => triggerLine(t.spec, Atomics.load(t.count, 0))).join('');
+    return list.map((t) => (t.hist ? histLine(t) : triggerLine(t.spec, Atomics.load(t.count, 0)))).join('');
+  }
+
+  /** The `hist` file: each hist trigger's table, newest first, as hist_trigger_show() prints it. */
+  readHist(event: number): string {
+    const hists = (this.events.get(event)?.triggers ?? []).filter((t) => t.hist);
+    const comm = () => this.host.thread.comm;
+    return hists.map((t, i) => `${i > 0 ? '\n\n' : ''}${histShow(t.hist!.spec, t.hist!.map, histLine(t), comm)}`).join('');
+  }
+
+  /** O_TRUNC on `trigger` removes the hist triggers (and only those), as in the kernel. */
+  removeHists(event: number): void {
+    const r = this.events.get(event);
+    if (!r || !r.triggers.some((t) => t.hist)) return;
+    r.triggers = r.triggers.filter((t) => !t.hist);
+    this.publish(event);
+  }
+
+  /**
+   * A hist trigger: a new one (EEXIST if the same spec is there), or, for an existing spec,
+   * `:pause`, `:cont` and `:clear` act on it; `!` removes it. Errors are logged as
+   * `hist:SYS:EV`.
+   */
+  private writeHist(event: number, spec: TriggerSpec, text: string): void {
+    const type = this.type(event);
+    let hs: HistSpec;
+    try {
+      hs = parseHist(spec.hist!.param, spec.hist!.offset);
+      resolveHist(hs, fieldsOf(type));
+    } catch (err) {
+      if (!(err instanceof HistError)) throw err;
+      this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
+      fail(err.code, `hist: ${err.text}`);
+    }
+    if (spec.filter !== null) this.check(spec.filter, type);
+    const r = this.rules(event);
+    const key = histText(hs);
+    const existing = r.triggers.find((t) => t.hist && histText(t.hist.spec) === key);
+    if (spec.remove) {
+      if (!existing) return;
+      r.triggers = r.triggers.filter((t) => t !== existing);
+      this.publish(event);
+      return;
+    }
+    if (existing) {
+      if (!hs.pause && !hs.cont && !hs.clear) fail('EEXIST', `a ${key} trigger is already set`);
+      if (hs.clear) existing.hist!.map.clear();
+      if (hs.pause) existing.hist!.map.paused = true;
+      if (hs.cont) existing.hist!.map.paused = false;
+      return;
+    }
+    const map = new HistMap(hs);
+    map.paused = hs.pause;
+    r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map } });
+    this.publish(event);
   }
 
   /** Soft mode: the event has triggers, or is the target of an enable/disable_event trigger. */
@@ -275,6 +339,7 @@ export class InstanceRules {
   /** Write `events/SYS/EV/trigger` (`>` and `>>` alike): add one trigger, or remove one with `!`. */
   writeTrigger(event: number, data: string): void {
     const spec = parseTrigger(data);
+    if (spec.command === 'hist') return this.writeHist(event, spec, data);
     let target = -1;
     if (spec.target) {
       const t = this.host.registry.get(spec.target.system, spec.target.event);
@@ -315,7 +380,10 @@ export class InstanceRules {
       instance: this.host.slot,
       event,
       filter: r.filterActive,
-      triggers: r.triggers.map((t) => ({ command: t.spec.command, target: t.target, count: t.count, filter: t.spec.filter })),
+      triggers: r.triggers.map((t) => ({
+        command: t.spec.command, target: t.target, count: t.count, filter: t.spec.filter,
+        hist: t.hist ? { param: t.spec.hist!.param, sab: t.hist.map.sab } : undefined,
+      })),
     };
   }
 

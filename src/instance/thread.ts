@@ -15,7 +15,9 @@ import { snapshotRing, writeEvents } from '../ring/reader.js';
 import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
-import { compileOrNull, type RulesUpdate, type TriggerPlan } from './rules.js';
+import { compileOrNull, fieldsOf, type RulesUpdate, type TriggerPlan } from './rules.js';
+import { parseHist, resolveHist, type HistField } from '../events/hist.js';
+import { HistMap, keyValue } from './hist-map.js';
 
 /** A ring handed to a thread: for instance slot `instance`, buffer set `set` (live or spare), `sab` null to remove. */
 export interface RingUpdate {
@@ -34,7 +36,8 @@ interface Trigger {
   cond: Predicate | null;
   /** Runs after the record is committed (traceoff, stacktrace), as the kernel's post-triggers. */
   post: boolean;
-  fire: () => void;
+  /** hist needs the record's values; the others only that it fired. */
+  fire: (p: any) => void;
 }
 
 /** A (instance, event)'s filter and triggers, compiled for this thread. */
@@ -264,7 +267,8 @@ export class ThreadContext {
     w.commit();
     const rules = this.rules[instance]?.get(0);
     if (rules) {
-      const p = { ip: 0, buf: Buffer.from(text.subarray(0, count)).toString('utf8') };
+      // The record's buf: the text as stored, with the newline the marker adds.
+      const p = { ip: 0, buf: `${Buffer.from(text.subarray(0, count)).toString('utf8')}${newline ? '\n' : ''}` };
       runTriggers(rules.triggers, p, false);
       runTriggers(rules.triggers, p, true);
     }
@@ -311,7 +315,8 @@ export class ThreadContext {
     byEvent.set(u.event, {
       filter: compileOrNull(u.filter, type, this),
       triggers,
-      late: triggers.some((t) => t.cond !== null || t.post),
+      // hist needs the record: with one, all run after it is built (as in the kernel).
+      late: triggers.some((t) => t.cond !== null || t.post) || u.triggers.some((t) => t.command === 'hist'),
     });
   }
 
@@ -319,7 +324,7 @@ export class ThreadContext {
     const { control } = this;
     const count = plan.count;
     const cond = compileOrNull(plan.filter, type, this);
-    let fire: () => void;
+    let fire: (p: any) => void;
     let post = false;
     switch (plan.command) {
       case 'traceon':
@@ -344,6 +349,9 @@ export class ThreadContext {
           if (take(count)) this.writeStack(slot);
         };
         break;
+      case 'hist':
+        fire = this.histFire(plan, type);
+        break;
       default: {
         const on = plan.command === 'enable_event';
         const target = plan.target;
@@ -354,6 +362,40 @@ export class ThreadContext {
       }
     }
     return { cond, post, fire };
+  }
+
+  /** A hist trigger: the keys and values of each hit, into the table every thread shares. */
+  private histFire(plan: TriggerPlan, type: EventType): (p: any) => void {
+    const spec = parseHist(plan.hist!.param, 0);
+    resolveHist(spec, fieldsOf(type));
+    const map = new HistMap(spec, plan.hist!.sab);
+    const pid = BigInt(this.pid);
+    const value = (f: HistField): ((p: any, ts: bigint) => bigint | string) => {
+      if (f.name === 'common_pid') return () => pid;
+      if (f.name === 'common_timestamp') return f.modifier === 'usecs' ? (_p, ts) => ts / 1000n : (_p, ts) => ts;
+      const layout = f.layout!;
+      const name = layout.name;
+      if (f.string) return (p) => String(p[name] ?? '');
+      const bits = layout.size * 8;
+      return (p) => {
+        const v = p[name];
+        const n = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0));
+        return layout.signed ? BigInt.asIntN(bits, n) : BigInt.asUintN(bits, n);
+      };
+    };
+    const keys = spec.keys.map((f) => {
+      const get = value(f);
+      return (p: any, ts: bigint) => {
+        const v = get(p, ts);
+        return typeof v === 'string' ? v : keyValue(f, v);
+      };
+    });
+    const vals = spec.vals.map(value);
+    return (p) => {
+      if (map.paused) return;
+      const ts = BigInt(monoNow());
+      map.add(keys.map((k) => k(p, ts)), vals.map((v) => v(p, ts) as bigint));
+    };
   }
 
   /**
@@ -421,7 +463,7 @@ function runTriggers(triggers: Trigger[], p: unknown, post: boolean): void {
     const t = triggers[i]!;
     if (t.post !== post) continue;
     if (t.cond !== null && !t.cond(p)) continue;
-    t.fire();
+    t.fire(p);
   }
 }
 

@@ -90,8 +90,8 @@ function triggerNode(ctx: EntryContext): FileNode {
     staleErrno: 'ENODEV',
     read: () => rules.readTriggers(index),
     write: (d) => (rules.writeTrigger(index, d), bytes(d)),
-    // O_TRUNC removes only hist triggers, which this tracer does not have yet.
-    truncate: () => {},
+    // O_TRUNC removes only the hist triggers.
+    truncate: () => rules.removeHists(index),
   };
 }
 
@@ -112,6 +112,7 @@ export const EVENT_ENTRIES: Entry[] = [
   { name: 'trigger', mode: MODE_RW, open: triggerNode },
   { name: 'format', mode: MODE_RO, open: (ctx) => ({ staleErrno: 'ENODEV', read: () => ctx.event!.formatFile() }) },
   { name: 'id', mode: MODE_RO, open: (ctx) => ({ read: () => `${ctx.event!.id}\n` }) },
+  { name: 'hist', mode: MODE_RO, open: (ctx) => ({ pins: ctx.instance, read: () => ctx.instance.rules.readHist(ctx.event!.index) }) },
 ];
 
 /** Systems and their events in creation order: metadata every instance shares. */

@@ -1,0 +1,195 @@
+/**
+ * Hist trigger specs as the kernel reads them (kernel/trace/trace_events_hist.c):
+ * `hist:keys=F[.mod],…[:vals=F,…][:sort=F[.descending],…][:size=N][:name=X][:pause|:cont|:clear]`
+ * and their normalized readback (`hist:keys=pid:vals=hitcount:sort=hitcount:size=2048`).
+ * Keys and values name the event's fields, `common_pid`, `common_timestamp`; values sum, keys
+ * group. Modifiers: `.hex`, `.execname` (common_pid), `.log2`, `.buckets=N`, `.usecs`
+ * (common_timestamp). Limits as the kernel's: 3 keys, 3 values with hitcount, 2 sort keys, a
+ * size that is a power of two from 128 to 131072 (default 2048).
+ */
+import type { ErrnoCode } from '../errno.js';
+import type { FieldLayout } from './fields.js';
+
+export const HIST_DEFAULT_SIZE = 2048;
+const MAX_KEYS = 3;
+const MAX_VALS = 3;
+const MAX_SORT = 2;
+const MIN_BITS = 7;
+const MAX_BITS = 17;
+
+export type HistModifier = 'hex' | 'execname' | 'log2' | 'buckets' | 'usecs';
+
+export interface HistField {
+  /** A field of the event, `common_pid`, `common_timestamp`, or `hitcount` (values and sort only). */
+  name: string;
+  modifier: HistModifier | null;
+  /** `.buckets=N`. */
+  buckets: number;
+  /** Where it was written, for the caret of an error about it. */
+  pos: number;
+  /** Set by resolve(): where the value comes from. */
+  layout?: FieldLayout;
+  string?: boolean;
+}
+
+export interface HistSpec {
+  keys: HistField[];
+  /** Without hitcount, which is always first. */
+  vals: HistField[];
+  sort: { name: string; descending: boolean; pos: number }[];
+  size: number;
+  name: string | null;
+  pause: boolean;
+  cont: boolean;
+  clear: boolean;
+}
+
+export class HistError extends Error {
+  readonly code: ErrnoCode;
+  readonly text: string;
+  readonly pos: number;
+
+  constructor(text: string, pos: number, code: ErrnoCode = 'EINVAL') {
+    super(`${code}: ${text}`);
+    this.name = 'HistError';
+    this.code = code;
+    this.text = text;
+    this.pos = pos;
+  }
+}
+
+const MODIFIERS = new Set(['hex', 'execname', 'log2', 'usecs']);
+
+function parseField(text: string, at: number, allowHitcount: boolean): HistField {
+  const dot = text.indexOf('.');
+  const name = dot < 0 ? text : text.slice(0, dot);
+  const mod = dot < 0 ? null : text.slice(dot + 1);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new HistError(`Invalid field name '${text}'`, at);
+  if (name === 'hitcount' && !allowHitcount) throw new HistError("hitcount can't be a key", at);
+  if (mod === null) return { name, modifier: null, buckets: 0, pos: at };
+  const buckets = /^buckets=(\d+)$/.exec(mod);
+  if (buckets) {
+    const n = Number(buckets[1]);
+    if (n < 2) throw new HistError('Bucket size must be at least 2', at + dot + 1);
+    return { name, modifier: 'buckets', buckets: n, pos: at };
+  }
+  if (!MODIFIERS.has(mod)) throw new HistError(`Invalid field modifier '${mod}'`, at + dot + 1);
+  return { name, modifier: mod as HistModifier, buckets: 0, pos: at };
+}
+
+function list(value: string, at: number, allowHitcount: boolean): HistField[] {
+  let pos = at;
+  return value.split(',').map((f) => {
+    const field = parseField(f, pos, allowHitcount);
+    pos += f.length + 1;
+    return field;
+  });
+}
+
+/** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
+export function parseHist(param: string, offset: number): HistSpec {
+  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false };
+  let pos = offset;
+  for (const token of param.split(':')) {
+    const eq = token.indexOf('=');
+    const key = eq < 0 ? token : token.slice(0, eq);
+    const value = eq < 0 ? '' : token.slice(eq + 1);
+    const at = pos + eq + 1;
+    switch (key) {
+      case '':
+        if (token) throw new HistError(`Invalid token '${token}'`, pos);
+        break;
+      case 'key':
+      case 'keys':
+        spec.keys = list(value, at, false);
+        if (spec.keys.length > MAX_KEYS) throw new HistError('Too many keys', at);
+        break;
+      case 'val':
+      case 'vals':
+      case 'values':
+        spec.vals = list(value, at, true).filter((f) => f.name !== 'hitcount');
+        if (spec.vals.length + 1 > MAX_VALS) throw new HistError('Too many values', at);
+        break;
+      case 'sort': {
+        spec.sort = value.split(',').map((s) => {
+          const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\.(descending|ascending))?$/.exec(s);
+          if (!m) throw new HistError(`Invalid sort key '${s}'`, at);
+          return { name: m[1]!, descending: m[2] === 'descending', pos: at };
+        });
+        if (spec.sort.length > MAX_SORT) throw new HistError('Too many sort fields (Max = 2)', at);
+        break;
+      }
+      case 'size': {
+        const n = Number(value);
+        if (!/^\d+$/.test(value)) throw new HistError(`Invalid size '${value}'`, at);
+        const bits = Math.ceil(Math.log2(Math.max(1, n)));
+        if (bits < MIN_BITS || bits > MAX_BITS) throw new HistError('Bad size', at);
+        spec.size = 2 ** bits;
+        break;
+      }
+      case 'name':
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new HistError(`Invalid name '${value}'`, at);
+        spec.name = value;
+        break;
+      case 'pause':
+        spec.pause = true;
+        break;
+      case 'cont':
+      case 'continue':
+        spec.cont = true;
+        break;
+      case 'clear':
+        spec.clear = true;
+        break;
+      default:
+        // Variables (`ts0=…`), actions (`onmatch(…)`) and the rest: not yet here.
+        throw new HistError(`Unsupported hist parameter '${key}'`, pos);
+    }
+    pos += token.length + 1;
+  }
+  if (spec.keys.length === 0) throw new HistError('Missing keys', offset);
+  if (spec.sort.length === 0) spec.sort = [{ name: 'hitcount', descending: false, pos: offset }];
+  return spec;
+}
+
+/** Check the fields against the event; fills layout/string. Errors name the field and point at it. */
+export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): void {
+  const resolve = (f: HistField, isKey: boolean) => {
+    const at = f.pos;
+    if (f.name === 'common_timestamp') {
+      if (f.modifier !== null && f.modifier !== 'usecs') throw new HistError(`Invalid modifier for common_timestamp`, at);
+      return;
+    }
+    if (f.name === 'common_pid') {
+      if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
+      return;
+    }
+    if (f.modifier === 'execname') throw new HistError('.execname is only for common_pid', at);
+    if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
+    const layout = fields.find((x) => x.name === f.name);
+    if (!layout || layout.kind === 'bytes') throw new HistError(`Couldn't find field: ${f.name}`, at);
+    f.layout = layout;
+    f.string = layout.kind === 'string' || layout.kind === 'chars';
+    if (f.string && !isKey) throw new HistError(`Can't use a string field as a value: ${f.name}`, at);
+    if (f.string && f.modifier) throw new HistError(`Invalid modifier for a string key: ${f.name}`, at);
+  };
+  for (const k of spec.keys) resolve(k, true);
+  for (const v of spec.vals) resolve(v, false);
+  for (const s of spec.sort) {
+    if (s.name !== 'hitcount' && !spec.keys.some((k) => k.name === s.name) && !spec.vals.some((v) => v.name === s.name)) {
+      throw new HistError(`Couldn't find sort key: ${s.name}`, s.pos);
+    }
+  }
+}
+
+function fieldText(f: HistField): string {
+  if (f.modifier === 'buckets') return `${f.name}.buckets=${f.buckets}`;
+  return f.modifier ? `${f.name}.${f.modifier}` : f.name;
+}
+
+/** The kernel's readback: `hist:[NAME:]keys=…:vals=hitcount[,…]:sort=…:size=N`. */
+export function histText(spec: HistSpec): string {
+  const vals = ['hitcount', ...spec.vals.map(fieldText)].join(',');
+  const sort = spec.sort.map((s) => `${s.name}${s.descending ? '.descending' : ''}`).join(',');
+  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}:sort=${sort}:size=${spec.size}`;
+}

@@ -1,0 +1,214 @@
+/**
+ * The table a hist trigger aggregates into, shared by every thread (the kernel's tracing_map):
+ * open addressing in a SharedArrayBuffer, twice as many slots as the trigger's size. A thread
+ * claims an empty slot with compareExchange, writes the key, then marks it ready; sums are
+ * Atomics.add on 64-bit words. At `size` entries, new keys are dropped and counted (Dropped).
+ * Reading (the `hist` file) is done on the main thread from the same memory.
+ *
+ * Slot: state (0 empty, 1 being claimed, 2 ready), hash, key bytes, then one i64 per value
+ * (hitcount first).
+ */
+import type { HistField, HistSpec } from '../events/hist.js';
+
+const STRING_KEY = 64;
+const H_ENTRIES = 0;
+const H_PAUSED = 1;
+const HEADER = 32; // bytes: 2 i32 words, then hits and drops as i64 at 16 and 24
+
+export interface HistReadEntry {
+  keys: (bigint | string)[];
+  vals: bigint[];
+}
+
+export class HistMap {
+  readonly sab: SharedArrayBuffer;
+  readonly slots: number;
+  readonly size: number;
+  private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
+  private readonly u8: Uint8Array;
+  private readonly keyBytes: number;
+  private readonly slotBytes: number;
+  private readonly keyWidths: number[];
+  private readonly nvals: number;
+  private readonly scratch: Uint8Array;
+  private readonly scratchView: DataView;
+
+  constructor(spec: HistSpec, sab?: SharedArrayBuffer) {
+    this.size = spec.size;
+    this.slots = spec.size * 2;
+    this.keyWidths = spec.keys.map((k) => (k.string ? STRING_KEY : 8));
+    this.keyBytes = this.keyWidths.reduce((a, b) => a + b, 0);
+    this.nvals = 1 + spec.vals.length;
+    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals;
+    this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotBytes);
+    this.i32 = new Int32Array(this.sab);
+    this.i64 = new BigInt64Array(this.sab);
+    this.u8 = new Uint8Array(this.sab);
+    this.scratch = new Uint8Array(this.keyBytes);
+    this.scratchView = new DataView(this.scratch.buffer);
+  }
+
+  get paused(): boolean {
+    return Atomics.load(this.i32, H_PAUSED) !== 0;
+  }
+
+  set paused(on: boolean) {
+    Atomics.store(this.i32, H_PAUSED, on ? 1 : 0);
+  }
+
+  get hits(): bigint {
+    return Atomics.load(this.i64, 2);
+  }
+
+  get drops(): bigint {
+    return Atomics.load(this.i64, 3);
+  }
+
+  /** Forget every entry and total (`:clear`). Not atomic against writers in other threads. */
+  clear(): void {
+    this.u8.fill(0, HEADER);
+    Atomics.store(this.i32, H_ENTRIES, 0);
+    Atomics.store(this.i64, 2, 0n);
+    Atomics.store(this.i64, 3, 0n);
+  }
+
+  /** Count one hit: `keys` as numbers/bigints or strings, `vals` to add (hitcount is implied). */
+  add(keys: (number | bigint | string)[], vals: bigint[]): void {
+    Atomics.add(this.i64, 2, 1n);
+    const s = this.scratch;
+    s.fill(0);
+    let at = 0;
+    for (let k = 0; k < keys.length; k++) {
+      const v = keys[k]!;
+      if (typeof v === 'string') {
+        const bytes = Buffer.from(v, 'utf8');
+        s.set(bytes.subarray(0, STRING_KEY - 1), at);
+      } else {
+        this.scratchView.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
+      }
+      at += this.keyWidths[k]!;
+    }
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s[i]!, 0x01000193);
+    h |= 1; // never 0
+    for (let probe = 0; probe < this.slots; probe++) {
+      const slot = ((h >>> 0) + probe) % this.slots;
+      const base = HEADER + slot * this.slotBytes;
+      const stateIndex = base >> 2;
+      let state = Atomics.load(this.i32, stateIndex);
+      if (state === 0) {
+        if (Atomics.load(this.i32, H_ENTRIES) >= this.size) {
+          Atomics.add(this.i64, 3, 1n);
+          return;
+        }
+        if (Atomics.compareExchange(this.i32, stateIndex, 0, 1) === 0) {
+          Atomics.store(this.i32, stateIndex + 1, h);
+          this.u8.set(s, base + 8);
+          Atomics.add(this.i32, H_ENTRIES, 1);
+          Atomics.store(this.i32, stateIndex, 2);
+          this.bump(base, vals);
+          return;
+        }
+        state = Atomics.load(this.i32, stateIndex);
+      }
+      while (state === 1) state = Atomics.load(this.i32, stateIndex);
+      if (Atomics.load(this.i32, stateIndex + 1) !== h) continue;
+      let same = true;
+      for (let i = 0; i < s.length && same; i++) same = this.u8[base + 8 + i] === s[i];
+      if (same) {
+        this.bump(base, vals);
+        return;
+      }
+    }
+    Atomics.add(this.i64, 3, 1n);
+  }
+
+  private bump(base: number, vals: bigint[]): void {
+    const v0 = (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
+    Atomics.add(this.i64, v0, 1n);
+    for (let i = 0; i < vals.length; i++) Atomics.add(this.i64, v0 + 1 + i, vals[i]!);
+  }
+
+  /** Every ready entry. */
+  entries(): HistReadEntry[] {
+    const out: HistReadEntry[] = [];
+    const dv = new DataView(this.sab);
+    for (let slot = 0; slot < this.slots; slot++) {
+      const base = HEADER + slot * this.slotBytes;
+      if (Atomics.load(this.i32, base >> 2) !== 2) continue;
+      const keys: (bigint | string)[] = [];
+      let at = base + 8;
+      for (const w of this.keyWidths) {
+        if (w === STRING_KEY) {
+          const bytes = this.u8.subarray(at, at + w);
+          const nul = bytes.indexOf(0);
+          keys.push(Buffer.from(bytes.subarray(0, nul < 0 ? w : nul)).toString('utf8'));
+        } else keys.push(dv.getBigUint64(at, true));
+        at += w;
+      }
+      const v0 = (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
+      const vals: bigint[] = [];
+      for (let i = 0; i < this.nvals; i++) vals.push(Atomics.load(this.i64, v0 + i));
+      out.push({ keys, vals });
+    }
+    return out;
+  }
+}
+
+/** Key value for a field after its modifier, as the kernel computes it. */
+export function keyValue(f: HistField, raw: bigint): bigint {
+  switch (f.modifier) {
+    case 'log2': {
+      // ilog2(roundup_pow_of_two(v)).
+      const v = BigInt.asUintN(64, raw);
+      if (v <= 1n) return 0n;
+      return BigInt((v - 1n).toString(2).length);
+    }
+    case 'buckets':
+      return (BigInt.asUintN(64, raw) / BigInt(f.buckets)) * BigInt(f.buckets);
+    default:
+      return raw;
+  }
+}
+
+/** `{ key: value, … } hitcount: N  field: M` lines, sorted, then the kernel's Totals footer. */
+export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid: bigint) => string): string {
+  const entries = map.entries();
+  const column = (name: string): ((e: HistReadEntry) => bigint | string) => {
+    if (name === 'hitcount') return (e) => e.vals[0]!;
+    const k = spec.keys.findIndex((f) => f.name === name);
+    if (k >= 0) return (e) => e.keys[k]!;
+    const v = spec.vals.findIndex((f) => f.name === name);
+    return (e) => e.vals[v + 1]!;
+  };
+  const sorters = spec.sort.map((s) => ({ get: column(s.name), dir: s.descending ? -1 : 1 }));
+  entries.sort((a, b) => {
+    for (const s of sorters) {
+      const x = s.get(a);
+      const y = s.get(b);
+      if (x < y) return -s.dir;
+      if (x > y) return s.dir;
+    }
+    return 0;
+  });
+  const lines = entries.map((e) => {
+    const keys = spec.keys.map((f, i) => {
+      const v = e.keys[i]!;
+      if (typeof v === 'string') return `${f.name}: ${v.padEnd(50)}`;
+      switch (f.modifier) {
+        case 'hex': return `${f.name}: ${v.toString(16)}`;
+        case 'execname': return `${f.name}: ${comm(v).padEnd(16)}[${String(v).padStart(10)}]`;
+        case 'log2': return `${f.name}: ~ 2^${String(v).padEnd(2)}`;
+        case 'buckets': return `${f.name}: ~ ${v}-${v + BigInt(f.buckets) - 1n}`;
+        default: return `${f.name}: ${String(v).padStart(10)}`;
+      }
+    });
+    const vals = spec.vals.map((f, i) => {
+      const v = e.vals[i + 1]!;
+      return f.modifier === 'hex' ? `  ${f.name}: ${v.toString(16).padStart(10)}` : `  ${f.name}: ${String(v).padStart(10)}`;
+    });
+    return `{ ${keys.join(', ')} } hitcount: ${String(e.vals[0]!).padStart(10)}${vals.join('')}\n`;
+  });
+  return `# event histogram\n#\n# trigger info: ${info.replace(/\n$/, '')}\n#\n\n${lines.join('')}\nTotals:\n    Hits: ${map.hits}\n    Entries: ${entries.length}\n    Dropped: ${map.drops}\n`;
+}

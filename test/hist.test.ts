@@ -1,0 +1,148 @@
+/**
+ * Hist triggers (issue #8, first part): the spec's readback, the `hist` file in the kernel's
+ * layout, modifiers, sort, limits and errors, pause/cont/clear, removal, Dropped, `if`
+ * filters, trace_marker, and one table shared by every thread. The development kernel has no
+ * hist triggers; the layout is the one recorded in the ftrace reference (section 4) and the
+ * kernel's histogram documentation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { Tracer } from '../src/index.js';
+import type { TraceError } from '../src/errno.js';
+
+function setup() {
+  const tracer = new Tracer({ env: {} });
+  const req = tracer.defineEvent('http', 'request', { route: 'string', status: 'u16', bytes: 'u32', delta: 's32' });
+  return { tracer, req, path: 'events/http/request/trigger', hist: () => tracer.read('events/http/request/hist') };
+}
+
+const code = (c: string) => (e: TraceError) => e.code === c;
+
+test('the hist file: header, one line per key sorted by hitcount, values named, totals', () => {
+  const { tracer, req, path, hist } = setup();
+  tracer.write(path, 'hist:keys=status:vals=bytes');
+  for (const [status, bytes, n] of [[200, 10, 3], [404, 1, 1], [500, 100, 2]] as const) for (let i = 0; i < n; i++) req.emit({ route: '/', status, bytes, delta: 0 });
+  assert.equal(tracer.read(path), 'hist:keys=status:vals=hitcount,bytes:sort=hitcount:size=2048 [active]\n');
+  assert.equal(hist(), [
+    '# event histogram',
+    '#',
+    '# trigger info: hist:keys=status:vals=hitcount,bytes:sort=hitcount:size=2048 [active]',
+    '#',
+    '',
+    '{ status:        404 } hitcount:          1  bytes:          1',
+    '{ status:        500 } hitcount:          2  bytes:        200',
+    '{ status:        200 } hitcount:          3  bytes:         30',
+    '',
+    'Totals:',
+    '    Hits: 6',
+    '    Entries: 3',
+    '    Dropped: 0',
+    '',
+  ].join('\n'));
+  assert.equal(tracer.read('events/http/request/enable'), '0*\n', 'a hist trigger puts its event in soft mode');
+});
+
+test('modifiers, string keys, several keys, sort by a value descending, a second hist listed first', () => {
+  const { tracer, req, path, hist } = setup();
+  tracer.write(path, 'hist:keys=route,status.hex:vals=bytes:sort=bytes.descending');
+  tracer.append(path, 'hist:keys=bytes.log2');
+  tracer.append(path, 'hist:keys=bytes.buckets=100:sort=bytes');
+  tracer.append(path, 'hist:keys=common_pid.execname');
+  tracer.append(path, 'hist:keys=delta');
+  for (let i = 0; i < 300; i++) req.emit({ route: i % 2 ? '/a' : '/b', status: i % 3 ? 200 : 500, bytes: i, delta: -1 });
+  const text = hist();
+  const tables = text.split('\n\n\n');
+  assert.equal(tables.length, 5);
+  assert.match(tables[0]!, /trigger info: hist:keys=delta:vals=hitcount:sort=hitcount:size=2048 \[active\]/, 'newest first');
+  assert.match(tables[0]!, /\{ delta: 18446744073709551615 \} hitcount:        300/, 'signed keys print as the kernel\'s %llu');
+  assert.match(tables[1]!, new RegExp(`\\{ common_pid: ${tracer.threadNames()[0]!.padEnd(16)}\\[ *${process.pid}\\] \\} hitcount:        300`));
+  assert.match(tables[2]!, /\{ bytes: ~ 0-99 \} hitcount:        100\n\{ bytes: ~ 100-199 \} hitcount:        100\n\{ bytes: ~ 200-299 \} hitcount:        100/);
+  assert.match(tables[3]!, /\{ bytes: ~ 2\^9  \} hitcount:         43\n/);
+  // /a and /b tie on bytes (the kernel leaves ties in table order too): both lead, in either order.
+  const lines = tables[4]!.split('\n').filter((l) => l.startsWith('{'));
+  assert.deepEqual(lines.slice(0, 2).sort(), ['/a', '/b'].map((r) => `{ route: ${r.padEnd(50)}, status: c8 } hitcount:        100  bytes:      15000`));
+  assert.match(tables[4]!, /sort=bytes\.descending:size=2048/);
+});
+
+test('limits and errors: EINVAL with an error_log entry under hist:SYS:EV and a caret at the fault', () => {
+  const { tracer, path } = setup();
+  const bad: [string, RegExp][] = [
+    ['hist:keys=nosuch', /Couldn't find field: nosuch/],
+    ['hist:keys=route,status,bytes,delta', /Too many keys/],
+    ['hist:keys=status:vals=bytes,delta,status', /Too many values/],
+    ['hist:keys=status:size=64', /Bad size/],
+    ['hist:keys=status:size=262144', /Bad size/],
+    ['hist:keys=status:sort=nosuch', /Couldn't find sort key/],
+    ['hist:keys=status:vals=route', /string field as a value/],
+    ['hist:keys=status.bogus', /Invalid field modifier/],
+    ['hist:vals=bytes', /Missing keys/],
+    ['hist:keys=status.execname', /only for common_pid/],
+  ];
+  for (const [spec, why] of bad) {
+    assert.throws(() => tracer.append(path, spec), code('EINVAL'), spec);
+    assert.match(tracer.read('error_log'), why, spec);
+  }
+  tracer.write('error_log', '');
+  assert.throws(() => tracer.append(path, 'hist:keys=status,nosuch'));
+  assert.equal(tracer.read('error_log').split('\n').slice(1).join('\n'), '  Command: hist:keys=status,nosuch\n                            ^\n');
+  assert.match(tracer.read(path), /^# Available triggers:/, 'nothing was added');
+  tracer.write(path, 'hist:keys=status:size=3000');
+  assert.match(tracer.read(path), /size=4096 \[active\]/, 'sizes round up to a power of two');
+  assert.throws(() => tracer.append(path, 'hist:keys=status:size=3000'), code('EEXIST'));
+});
+
+test('pause, cont, clear, removal, O_TRUNC, Dropped, if filters', () => {
+  const { tracer, req, path, hist } = setup();
+  tracer.append(path, 'traceoff:0');
+  tracer.append(path, 'hist:keys=bytes:size=128 if status == 200');
+  for (let i = 0; i < 200; i++) req.emit({ route: '/', status: 200, bytes: i, delta: 0 });
+  req.emit({ route: '/', status: 500, bytes: 9999, delta: 0 });
+  assert.match(hist(), /Hits: 200\n {4}Entries: 128\n {4}Dropped: 72\n$/);
+  assert.doesNotMatch(hist(), /bytes: +9999/);
+  tracer.append(path, 'hist:keys=bytes:size=128:pause if status == 200');
+  assert.match(tracer.read(path), /^hist:keys=bytes:vals=hitcount:sort=hitcount:size=128 if status == 200 \[paused\]$/m);
+  req.emit({ route: '/', status: 200, bytes: 1, delta: 0 });
+  assert.match(hist(), /Hits: 200\n/);
+  tracer.append(path, 'hist:keys=bytes:size=128:cont');
+  tracer.append(path, 'hist:keys=bytes:size=128:clear');
+  req.emit({ route: '/', status: 200, bytes: 1, delta: 0 });
+  assert.match(hist(), /Hits: 1\n {4}Entries: 1\n/);
+  // `>` (O_TRUNC) removes only the hist triggers; `!` removes one.
+  tracer.write(path, 'hist:keys=status');
+  assert.deepEqual(tracer.read(path).split('\n').filter(Boolean), ['hist:keys=status:vals=hitcount:sort=hitcount:size=2048 [active]', 'traceoff:count=0']);
+  tracer.append(path, '!hist:keys=status');
+  assert.equal(tracer.read(path), 'traceoff:count=0\n');
+  assert.equal(hist(), '');
+});
+
+test('trace_marker feeds the hist triggers of ftrace/print', () => {
+  const { tracer } = setup();
+  tracer.write('events/ftrace/print/trigger', 'hist:keys=buf');
+  tracer.write('trace_marker', 'hello');
+  tracer.write('trace_marker', 'hello');
+  assert.match(tracer.read('events/ftrace/print/hist'), /\{ buf: hello\n +\} hitcount: +2\n/);
+});
+
+test('worker threads count into the same table', async () => {
+  const { tracer, req, path, hist } = setup();
+  tracer.write(path, 'hist:keys=status:vals=bytes');
+  const workers = [0, 1].map(() => {
+    const { handle, transferList } = tracer.threadHandle();
+    const src = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then(({ attach }) => {
+        const ev = attach(workerData.handle).defineEvent('http', 'request', { route: 'string', status: 'u16', bytes: 'u32', delta: 's32' });
+        for (let i = 0; i < 5000; i++) ev.emit({ route: '/', status: 200 + (i % 2), bytes: 1, delta: 0 });
+        parentPort.postMessage('done');
+      });`;
+    const w = new Worker(src, { eval: true, workerData: { handle }, transferList });
+    return new Promise((r) => w.once('message', () => r(w.terminate())));
+  });
+  for (let i = 0; i < 100; i++) req.emit({ route: '/', status: 200, bytes: 1, delta: 0 });
+  await Promise.all(workers);
+  const text = hist();
+  assert.match(text, /\{ status: +201 \} hitcount: +5000  bytes: +5000\n/);
+  assert.match(text, /\{ status: +200 \} hitcount: +5100  bytes: +5100\n/);
+  assert.match(text, /Hits: 10100\n/);
+});
