@@ -44,6 +44,23 @@ export class EventRegistry {
     this.maxEvents = maxEvents;
   }
 
+  /** Events taken out of the control tree (removed probes), on this thread's view. */
+  private readonly hiddenSet = new Set<number>();
+  /** Bumped when an event is hidden or shown again. */
+  hiddenVersion = 0;
+
+  /** Hide an event from the control tree (a removed probe) or show it again. Records stay readable. */
+  hide(index: number, hidden: boolean): void {
+    if (this.hiddenSet.has(index) === hidden) return;
+    if (hidden) this.hiddenSet.add(index);
+    else this.hiddenSet.delete(index);
+    this.hiddenVersion++;
+  }
+
+  isHidden(index: number): boolean {
+    return this.hiddenSet.has(index);
+  }
+
   /** Every event defined so far, by any thread, in definition order. */
   all(): readonly EventType[] {
     this.sync();

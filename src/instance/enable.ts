@@ -10,7 +10,7 @@ import type { ControlBlock } from './control.js';
 
 /** Events that have an enable switch (not the tracer's own ftrace events), optionally of one system. */
 export function enableable(registry: EventRegistry, system?: string): EventType[] {
-  return registry.all().filter((e) => e.system !== 'ftrace' && (system === undefined || e.system === system));
+  return registry.all().filter((e) => e.system !== 'ftrace' && !registry.isHidden(e.index) && (system === undefined || e.system === system));
 }
 
 /** `0`, `1`, `X` when mixed, `?` when there are no events: what events/enable files read. */

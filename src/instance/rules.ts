@@ -179,7 +179,7 @@ export class InstanceRules {
   }
 
   /** tracing_log_err(): `[sec.usec] loc: error: text`, the command, a caret under `pos`. */
-  private logEntry(location: string, command: string, text: string, pos: number): void {
+  logEntry(location: string, command: string, text: string, pos: number): void {
     const ns = Math.max(0, Math.floor(this.host.now()));
     const sec = Math.floor(ns / 1e9);
     const usec = Math.floor((ns % 1e9) / 1e3);

@@ -125,11 +125,20 @@ export class EventCatalog {
     this.registry = registry;
   }
 
+  private hiddenVersion = 0;
+
   private refresh(): void {
     const all = this.registry.all();
+    if (this.registry.hiddenVersion !== this.hiddenVersion) {
+      // A probe came or went: rebuild (rare).
+      this.hiddenVersion = this.registry.hiddenVersion;
+      this.systems = new Map();
+      this.seen = 0;
+    }
     if (all.length === this.seen) return;
     for (let i = Math.max(0, this.seen); i < all.length; i++) {
       const e = all[i]!;
+      if (this.registry.isHidden(e.index)) continue;
       let sys = this.systems.get(e.system);
       if (!sys) this.systems.set(e.system, (sys = { index: this.systems.size, events: [] }));
       sys.events.push(e);

@@ -9,6 +9,7 @@ import type { ControlBlock } from '../instance/control.js';
 import { enableable, readSetEvent, writeSetEvent } from '../instance/enable.js';
 import type { Instance, PipeReader, RawPipe } from '../instance/instance.js';
 import type { ThreadContext } from '../instance/thread.js';
+import type { Probes } from '../instance/probes.js';
 import { parseBool, parseUnsigned, parseWord } from './parse.js';
 
 export interface FileNode {
@@ -33,6 +34,8 @@ export interface TracerState {
   main: ThreadContext;
   top: Instance;
   instances: Map<string, Instance>;
+  /** Function probes (`dynamic_events`). */
+  probes: Probes;
 }
 
 export const NAME_MAX = 255;
@@ -154,6 +157,12 @@ export function resolveFile(state: TracerState, instance: Instance, rest: string
           write: (d) => (writeSetEvent(control, registry, slot, d, false), bytes(d)),
           truncate: () => writeSetEvent(control, registry, slot, '', true),
         };
+      case 'dynamic_events':
+        if (instance !== state.top) noSuch(path);
+        return { read: () => state.probes.read(), write: (d) => (state.probes.write(d), bytes(d)), truncate: () => state.probes.clear() };
+      case 'fprobe_profile':
+        if (instance !== state.top) noSuch(path);
+        return { read: () => state.probes.profile() };
       case 'available_events':
         if (instance !== state.top) noSuch(path);
         return { read: () => enableable(registry).map((e) => `${e.system}:${e.name}\n`).join('') };

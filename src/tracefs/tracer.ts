@@ -12,6 +12,7 @@ import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
 import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instance.js';
 import { ThreadContext, type ThreadUpdate, type TraceEvent } from '../instance/thread.js';
+import { Probes } from '../instance/probes.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { cpuStatOptions, localUname, writeTraceDat, writeTraceDatSync, type CpuPages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
@@ -63,7 +64,17 @@ export class Tracer {
     if (env.NFTRACE_BUF_SIZE) bufferKb = Math.max(1, parseUnsigned(env.NFTRACE_BUF_SIZE, 'NFTRACE_BUF_SIZE'));
     const top = new Instance('', 0, control, registry, this.threads, bufferKb);
     this.freeSlots = Array.from({ length: limits.maxInstances - 1 }, (_, i) => limits.maxInstances - 1 - i);
-    this.state = { control, registry, main, top, instances: new Map() };
+    const probes = new Probes({
+      defineEvent: (system, name, fields, print) => {
+        const ev = main.defineEvent(system, name, fields, { print });
+        return { type: ev.def, emit: (p) => ev.emit(p as never), enabled: () => ev.enabled };
+      },
+      inUse: (type) => [top, ...this.state.instances.values()].some((i) => control.isEnabled(i.slot, type.index) || control.isTriggered(i.slot, type.index)),
+      hide: (type, hidden) => registry.hide(type.index, hidden),
+      logError: (location, command, text, pos) => top.rules.logEntry(location, command, text, pos),
+      comm: name,
+    });
+    this.state = { control, registry, main, top, instances: new Map(), probes };
     this.tree = new ControlTree(this.state);
     this.startupEvents = (env.NFTRACE_EVENT ?? '').split(/[,\s]+/).filter(Boolean);
     main.refresh();

@@ -37,6 +37,8 @@ const INSTANCE_FILES: { name: string; mode: number; top?: boolean }[] = [
   { name: 'buffer_subbuf_size_kb', mode: MODE_RW },
   { name: 'buffer_total_size_kb', mode: MODE_RO },
   { name: 'current_tracer', mode: MODE_RW },
+  { name: 'dynamic_events', mode: MODE_RW, top: true },
+  { name: 'fprobe_profile', mode: MODE_RO, top: true },
   { name: 'error_log', mode: MODE_RW },
   { name: 'set_event', mode: MODE_RW },
   { name: 'snapshot', mode: MODE_RW },

@@ -1,0 +1,220 @@
+/**
+ * Function probes on JavaScript modules (`dynamic_events`): each definition (probe.ts) becomes
+ * an ordinary event, and the function is replaced on the object it was found on (a CommonJS
+ * module's exports, a class prototype) by a wrapper that emits the event, fetching its
+ * arguments only when the event is recorded or triggered somewhere. Return probes emit after
+ * the call returns, or when a returned promise settles, with the time taken. Removing a probe
+ * puts the original function back.
+ *
+ * What probes reach: calls made through the exports object or the prototype. Calls through a
+ * reference taken earlier (destructured imports, calls inside the module) are not seen, and ES
+ * module namespaces are read-only (see docs/dynamic-events.md).
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fail } from '../errno.js';
+import type { EventType } from '../events/event.js';
+import type { FieldSpec } from '../events/fields.js';
+import {
+  ProbeError, fieldType, parseProbe, probeLine, type FetchArg, type ProbeDef,
+} from '../events/probe.js';
+import { monoNow } from './clock.js';
+
+/** What the probes need of their tracer. */
+export interface ProbeHost {
+  defineEvent(system: string, name: string, fields: FieldSpec, print: { fmt: string; args: string[] }): { type: EventType; emit: (p: Record<string, unknown>) => void; enabled: () => boolean };
+  /** Enabled or triggered in any instance. */
+  inUse(type: EventType): boolean;
+  hide(type: EventType, hidden: boolean): void;
+  logError(location: string, command: string, text: string, pos: number): void;
+  comm: string;
+}
+
+interface Probe {
+  def: ProbeDef;
+  type: EventType;
+  holder: Record<string, unknown>;
+  key: string;
+  original: (...args: unknown[]) => unknown;
+  wrapper: (...args: unknown[]) => unknown;
+  hits: number;
+  failures: number;
+}
+
+const LOCATION = 'trace_fprobe';
+
+export class Probes {
+  private readonly host: ProbeHost;
+  private readonly probes: Probe[] = [];
+  private readonly require = createRequire(join(process.cwd(), 'noop.js'));
+
+  constructor(host: ProbeHost) {
+    this.host = host;
+  }
+
+  read(): string {
+    return this.probes.map((p) => probeLine(p.def)).join('');
+  }
+
+  /** `fprobe_profile`, in kprobe_profile's layout: each probe's hits and failed fetches. */
+  profile(): string {
+    return this.probes.map((p) => `  ${p.def.event.padEnd(44)} ${String(p.hits).padStart(15)} ${String(p.failures).padStart(15)}\n`).join('');
+  }
+
+  /** O_TRUNC: remove every probe, or none (EBUSY) if one is in use. */
+  clear(): void {
+    const busy = this.probes.find((p) => this.host.inUse(p.type));
+    if (busy) fail('EBUSY', `${busy.def.group}/${busy.def.event} is enabled or triggered`);
+    for (const p of [...this.probes]) this.detach(p);
+  }
+
+  /** One write: each line a definition or a removal. */
+  write(data: string): void {
+    for (const line of data.split('\n')) {
+      const text = line.replace(/#.*$/, '').trim();
+      if (!text) continue;
+      this.apply(text);
+    }
+  }
+
+  private apply(text: string): void {
+    let parsed: ReturnType<typeof parseProbe>;
+    try {
+      parsed = parseProbe(text);
+    } catch (err) {
+      if (!(err instanceof ProbeError)) throw err;
+      this.host.logError(LOCATION, text, err.text, err.pos);
+      fail('EINVAL', `dynamic_events: ${err.text}`);
+    }
+    if (!('module' in parsed)) {
+      const p = this.probes.find((x) => x.def.event === parsed.event && (parsed.group === null || x.def.group === parsed.group));
+      if (!p) fail('ENOENT', `no probe ${parsed.group ? `${parsed.group}/` : ''}${parsed.event}`);
+      if (this.host.inUse(p.type)) fail('EBUSY', `${p.def.group}/${p.def.event} is enabled or triggered`);
+      this.detach(p);
+      return;
+    }
+    const def = parsed;
+    if (this.probes.some((p) => p.def.group === def.group && p.def.event === def.event)) fail('EEXIST', `${def.group}/${def.event} exists`);
+    const bad = (why: string, pos: number): never => {
+      this.host.logError(LOCATION, text, why, pos);
+      fail('EINVAL', `dynamic_events: ${why}`);
+    };
+    let exports: unknown;
+    try {
+      exports = this.require(def.module);
+    } catch (err) {
+      return bad(`Module not found: ${def.module} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, text.indexOf(def.module));
+    }
+    let holder = exports as Record<string, unknown>;
+    for (const part of def.func.slice(0, -1)) {
+      const next = holder?.[part];
+      if (next === null || (typeof next !== 'object' && typeof next !== 'function')) return bad(`No such function: ${def.func.join('.')}`, text.indexOf(def.module) + def.module.length + 1);
+      holder = next as Record<string, unknown>;
+    }
+    const key = def.func[def.func.length - 1]!;
+    const original = holder?.[key];
+    if (typeof original !== 'function') return bad(`No such function: ${def.func.join('.')}`, text.indexOf(def.module) + def.module.length + 1);
+    const desc = Object.getOwnPropertyDescriptor(holder, key);
+    if (desc && !desc.writable && !desc.set) return bad(`Cannot patch ${def.func.join('.')}: read-only (an ES module namespace?)`, text.indexOf(def.module));
+    // The event: the fetched arguments, plus the time taken for a return probe.
+    const fields: FieldSpec = {};
+    for (const a of def.args) fields[a.name] = fieldType(a.type);
+    if (def.isReturn) fields.duration_ns = 'u64';
+    const fmt = [
+      `(${`${def.module}:${def.func.join('.')}`.replace(/%/g, '%%')}${def.isReturn ? ' <- return' : ''})`,
+      ...def.args.map((a) => `${a.name}=${conversion(a)}`),
+      ...(def.isReturn ? ['duration_ns=%llu'] : []),
+    ].join(' ');
+    let event: ReturnType<ProbeHost['defineEvent']>;
+    try {
+      event = this.host.defineEvent(def.group, def.event, fields, { fmt, args: Object.keys(fields) });
+    } catch (err) {
+      return bad(`Cannot define ${def.group}/${def.event}: ${(err as Error).message}`, 0);
+    }
+    const probe: Probe = { def, type: event.type, holder, key, original: original as Probe['original'], wrapper: null!, hits: 0, failures: 0 };
+    probe.wrapper = wrapperFor(probe, event, this.host.comm);
+    holder[key] = probe.wrapper;
+    this.host.hide(event.type, false);
+    this.probes.push(probe);
+  }
+
+  private detach(p: Probe): void {
+    if (p.holder[p.key] === p.wrapper) p.holder[p.key] = p.original;
+    this.host.hide(p.type, true);
+    this.probes.splice(this.probes.indexOf(p), 1);
+  }
+}
+
+function conversion(a: FetchArg): string {
+  if (a.type === 'string') return '"%s"';
+  const bits = Number(a.type.slice(1));
+  const ll = bits === 64 ? 'll' : '';
+  return a.type[0] === 'x' ? `0x%${ll}x` : a.type[0] === 's' ? `%${ll}d` : `%${ll}u`;
+}
+
+/** A fetch's value, or the type's default and a counted failure; never throws into the probed code. */
+function fetcher(a: FetchArg, comm: string): (args: unknown[], ret: unknown, fail: () => void) => unknown {
+  const numeric = a.type !== 'string';
+  const convert = (v: unknown, bad: () => void): unknown => {
+    if (!numeric) return v === undefined || v === null ? (bad(), '') : typeof v === 'object' ? Object.prototype.toString.call(v) : String(v);
+    if (typeof v === 'bigint') return v;
+    if (typeof v === 'boolean') return v ? 1 : 0;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isFinite(n)) return (bad(), 0);
+    return Math.trunc(n);
+  };
+  if (a.source === 'literal') return (_args, _ret, bad) => convert(a.literal, bad);
+  if (a.source === 'comm') return (_args, _ret, bad) => convert(comm, bad);
+  return (args, ret, bad) => {
+    let v: unknown = a.source === 'retval' ? ret : args[a.index - 1];
+    try {
+      for (const part of a.path) {
+        if (v === null || v === undefined) return convert(undefined, bad);
+        v = (v as Record<string, unknown>)[part];
+      }
+    } catch {
+      return convert(undefined, bad);
+    }
+    return convert(v, bad);
+  };
+}
+
+function wrapperFor(probe: Probe, event: ReturnType<ProbeHost['defineEvent']>, comm: string): (...args: unknown[]) => unknown {
+  const { def, original } = probe;
+  const fetch = def.args.map((a) => ({ name: a.name, get: fetcher(a, comm) }));
+  const failed = () => {
+    probe.failures++;
+  };
+  const record = (args: unknown[], ret: unknown, start: number) => {
+    probe.hits++;
+    const p: Record<string, unknown> = {};
+    for (const f of fetch) p[f.name] = f.get(args, ret, failed);
+    if (def.isReturn) p.duration_ns = Math.max(0, monoNow() - start);
+    try {
+      event.emit(p);
+    } catch {
+      probe.failures++;
+    }
+  };
+  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+    const call = () => (new.target ? Reflect.construct(original, args, new.target) : original.apply(this, args));
+    if (!event.enabled()) return call();
+    if (!def.isReturn) {
+      record(args, undefined, 0);
+      return call();
+    }
+    const start = monoNow();
+    const ret = call();
+    if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
+      // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
+      (ret as Promise<unknown>).then((v) => record(args, v, start), (e) => record(args, e, start));
+      return ret;
+    }
+    record(args, ret, start);
+    return ret;
+  };
+  Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+  Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
+  if (original.prototype !== undefined) wrapper.prototype = original.prototype;
+  return wrapper;
+}

@@ -1,0 +1,141 @@
+/**
+ * Function probes (`dynamic_events`, issue #8): entry and return probes on a CommonJS module's
+ * exports and a class prototype, fetch arguments with property paths and types, promises,
+ * constructors, the readback, fprobe_profile, removal and its EBUSY, and bad definitions with
+ * the kernel's error_log entry.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tracer } from '../src/index.js';
+import type { TraceError } from '../src/errno.js';
+
+const LIB = `
+exports.add = (a, b) => a + b;
+exports.fetchUser = async (id) => { await new Promise((r) => setTimeout(r, 2)); if (id < 0) throw new Error('no such user'); return { id, name: 'user' + id }; };
+class Store { constructor(data) { this.data = data; } get(key) { return this.data[key] ?? null; } }
+exports.Store = Store;
+exports.handle = (req) => ({ status: req.url === '/' ? 200 : 404 });
+`;
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-probe-'));
+  const file = join(dir, 'lib.cjs');
+  writeFileSync(file, LIB);
+  const lib = createRequire(join(dir, 'x.js'))(file);
+  const tracer = new Tracer({ env: {} });
+  const lines = () => tracer.read('trace').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/^.*?: /, ''));
+  return { dir, file, lib, tracer, lines, done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const code = (c: string) => (e: TraceError) => e.code === c;
+
+test('entry and return probes on exports and prototypes record their fetch arguments', async () => {
+  const { file, lib, tracer, lines, done } = setup();
+  try {
+    tracer.write('dynamic_events', `f:app/add ${file}:add a=$arg1:s32 b=$arg2:u32`);
+    tracer.append('dynamic_events', `f:app/add_ret ${file}:add%return r=$retval:s64`);
+    tracer.append('dynamic_events', `f:app/user ${file}:fetchUser%return id=$arg1:u32 name=$retval.name:string`);
+    tracer.append('dynamic_events', `f ${file}:handle url=$arg1.url:string host=$arg1.headers.host:string n=\\7`);
+    tracer.append('dynamic_events', `f:app/get ${file}:Store.prototype.get key=$arg1:string who=$comm`);
+    assert.equal(tracer.read('dynamic_events'), [
+      `f:app/add ${file}:add a=$arg1:s32 b=$arg2:u32`,
+      `f:app/add_ret ${file}:add%return r=$retval:s64`,
+      `f:app/user ${file}:fetchUser%return id=$arg1:u32 name=$retval.name:string`,
+      `f:fprobes/handle__entry ${file}:handle url=$arg1.url:string host=$arg1.headers.host:string n=\\7`,
+      `f:app/get ${file}:Store.prototype.get key=$arg1:string who=$comm`,
+      '',
+    ].join('\n'));
+    assert.equal(lib.add(1, 2), 3, 'not enabled: the call goes through untouched');
+    tracer.write('events/app/enable', '1');
+    tracer.write('events/fprobes/enable', '1');
+    assert.equal(lib.add(2, 3), 5);
+    assert.equal(lib.add(-1, 7), 6);
+    assert.deepEqual(await lib.fetchUser(42), { id: 42, name: 'user42' });
+    await assert.rejects(lib.fetchUser(-1), /no such user/);
+    lib.handle({ url: '/', headers: { host: 'example' } });
+    lib.handle({ url: '/x' });
+    const store = new lib.Store({ k: 1 });
+    assert.ok(store instanceof lib.Store);
+    assert.equal(store.get('k'), 1);
+    const got = lines().map((l) => l.replace(/duration_ns=\d+/, 'duration_ns=N'));
+    assert.deepEqual(got, [
+      `add: (${file}:add) a=2 b=3`,
+      `add_ret: (${file}:add <- return) r=5 duration_ns=N`,
+      `add: (${file}:add) a=-1 b=7`,
+      `add_ret: (${file}:add <- return) r=6 duration_ns=N`,
+      `user: (${file}:fetchUser <- return) id=42 name="user42" duration_ns=N`,
+      `user: (${file}:fetchUser <- return) id=4294967295 name="Error" duration_ns=N`,
+      `handle__entry: (${file}:handle) url="/" host="example" n=0x7`,
+      `handle__entry: (${file}:handle) url="/x" host="" n=0x7`,
+      `get: (${file}:Store.prototype.get) key="k" who="${tracer.threadNames()[0]}"`,
+    ]);
+    // A rejection's $retval is the error (its name is "Error"); the missing host is a failed fetch.
+    assert.match(tracer.read('fprobe_profile'), /^ {2}user {40} +2 +0$/m);
+    assert.match(tracer.read('fprobe_profile'), /^ {2}handle__entry {31} +2 +1$/m);
+    assert.match(tracer.read('events/app/add/format'), /field:int a;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:unsigned int b;/);
+  } finally {
+    done();
+  }
+});
+
+test('removal: EBUSY while enabled or triggered, then the original function is back and the event gone', () => {
+  const { file, lib, tracer, done } = setup();
+  try {
+    const original = lib.add;
+    tracer.write('dynamic_events', `f:app/add ${file}:add a=$arg1:s32`);
+    assert.notEqual(lib.add, original);
+    tracer.write('events/app/add/enable', '1');
+    assert.throws(() => tracer.append('dynamic_events', '-:app/add'), code('EBUSY'));
+    assert.throws(() => tracer.write('dynamic_events', ''), code('EBUSY'), 'O_TRUNC too');
+    tracer.write('events/app/add/enable', '0');
+    tracer.write('events/app/add/trigger', 'traceoff');
+    assert.throws(() => tracer.append('dynamic_events', '-:add'), code('EBUSY'), 'soft-enabled by a trigger');
+    tracer.write('events/app/add/trigger', '!traceoff');
+    tracer.append('dynamic_events', '-:add');
+    assert.equal(lib.add, original);
+    assert.equal(tracer.read('dynamic_events'), '');
+    assert.throws(() => tracer.stat('events/app/add'), code('ENOENT'));
+    assert.throws(() => tracer.append('dynamic_events', '-:app/add'), code('ENOENT'));
+    // The same probe again brings the event back.
+    tracer.append('dynamic_events', `f:app/add ${file}:add a=$arg1:s32`);
+    assert.equal(tracer.read('events/app/add/enable'), '0\n');
+    assert.throws(() => tracer.append('dynamic_events', `f:app/add ${file}:add a=$arg1:s32`), code('EEXIST'));
+    tracer.write('dynamic_events', '');
+    assert.equal(lib.add, original, 'O_TRUNC removes every probe');
+  } finally {
+    done();
+  }
+});
+
+test('bad definitions: EINVAL with a trace_fprobe error_log entry and a caret; nothing changes', () => {
+  const { file, tracer, done } = setup();
+  try {
+    const bad: [string, RegExp, number][] = [
+      // Carets: at the function, the fetch argument, the type, the second use of a name.
+      [`f:app/x ${file}:nosuch`, /No such function: nosuch/, 8 + file.length + 1],
+      [`f:app/x ${file}:add r=$retval`, /\$retval can be used only on retprobe/, 8 + file.length + 7],
+      [`f:app/x ${file}:add a=$arg1:u128`, /Unknown type is specified/, 8 + file.length + 13],
+      [`f:app/x ${file}:add a=%ax`, /Invalid fetch argument/, 8 + file.length + 7],
+      ['f:app/x /no/such/module.js:add', /Module not found: \/no\/such\/module\.js/, 8],
+      [`k:app/x ${file}:add`, /Unknown probe type/, 0],
+      [`f:9bad/x ${file}:add`, /Group name must follow/, 2],
+      [`f:app/x ${file}:add a=$arg1 a=$arg2`, /Argument name is used twice/, 8 + file.length + 13],
+    ];
+    for (const [def, why, caret] of bad) {
+      tracer.write('error_log', '');
+      assert.throws(() => tracer.append('dynamic_events', def), code('EINVAL'), def);
+      const log = tracer.read('error_log').split('\n');
+      assert.match(log[0]!, /^\[ *\d+\.\d{6}\] trace_fprobe: error: /);
+      assert.match(log[0]!, why, def);
+      assert.equal(log[1], `  Command: ${def}`);
+      assert.equal(log[2], `${' '.repeat(11 + caret)}^`, def);
+    }
+    assert.equal(tracer.read('dynamic_events'), '');
+  } finally {
+    done();
+  }
+});
