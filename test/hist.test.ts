@@ -146,3 +146,64 @@ test('worker threads count into the same table', async () => {
   assert.match(text, /\{ status: +200 \} hitcount: +5100  bytes: +5100\n/);
   assert.match(text, /Hits: 10100\n/);
 });
+
+test('variables, onmatch and a synthetic event: a latency per key from a start and an end event', () => {
+  const tracer = new Tracer({ env: {} });
+  const start = tracer.defineEvent('app', 'start', { id: 'u32', route: 'string' });
+  const end = tracer.defineEvent('app', 'end', { id: 'u32', route: 'string' });
+  tracer.write('synthetic_events', 'req_latency u64 usecs; char route[32]');
+  assert.equal(tracer.read('synthetic_events'), 'req_latency\tu64 usecs; char route[32]\n');
+  assert.match(tracer.read('events/synthetic/req_latency/format'), /field:unsigned long long usecs;.*\n\tfield:char route\[32\];/);
+  tracer.write('events/app/start/trigger', 'hist:keys=id:ts0=common_timestamp.usecs');
+  tracer.write('events/app/end/trigger', 'hist:keys=id:lat=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req_latency,$lat,route)');
+  assert.equal(tracer.read('events/app/end/trigger'), 'hist:keys=id:vals=hitcount:lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:onmatch(app.start).trace(req_latency,$lat,route) [active]\n');
+  tracer.write('events/synthetic/req_latency/trigger', 'hist:keys=route:vals=usecs');
+  tracer.write('events/synthetic/req_latency/enable', '1');
+  const spin = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+  for (let i = 0; i < 6; i++) {
+    const route = i % 2 ? '/slow' : '/fast';
+    start.emit({ id: i, route });
+    spin(i % 2 ? 4 : 1);
+    end.emit({ id: i, route });
+  }
+  end.emit({ id: 99, route: '/never-started' });
+  const lines = tracer.read('trace').split('\n').filter((l) => l.includes('req_latency:'));
+  assert.equal(lines.length, 6, 'one synthetic event per matched end; none for an id never started');
+  const lat = lines.map((l) => [/route=(\S+)/.exec(l)![1]!, Number(/usecs=(\d+)/.exec(l)![1])] as const);
+  for (const [route, us] of lat) assert.ok(route === '/slow' ? us >= 4000 : us >= 1000 && us < 4000, `${route} ${us}`);
+  const hist = tracer.read('events/synthetic/req_latency/hist');
+  assert.match(hist, /\{ route: \/slow +\} hitcount: +3  usecs: +\d{5}\n/);
+  assert.match(hist, /\{ route: \/fast +\} hitcount: +3  usecs: +\d{4,}\n/);
+  // In use: the synthetic event cannot go while enabled.
+  assert.throws(() => tracer.append('synthetic_events', '!req_latency'), (e: TraceError) => e.code === 'EBUSY');
+});
+
+test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
+  const tracer = new Tracer({ env: {} });
+  tracer.defineEvent('app', 'end', { id: 'u32', route: 'string' });
+  tracer.write('synthetic_events', 'lat_only u64 usecs');
+  const path = 'events/app/end/trigger';
+  const bad: [string, RegExp][] = [
+    ['hist:keys=id:lat=common_timestamp.usecs-$nosuch', /Couldn't find variable: \$nosuch/],
+    ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.end).trace(nosynth,$lat)', /Couldn't find synthetic event: nosynth/],
+    ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.end).trace(lat_only,$lat,id)', /Param count mismatch/],
+    ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.nosuch).trace(lat_only,$lat)', /Couldn't find event: app\.nosuch/],
+    ['hist:keys=id:a=id:a=id', /Variable already defined: a/],
+    ['hist:keys=id:a=id+id-id', /Too many subexpressions/],
+  ];
+  for (const [spec, why] of bad) {
+    assert.throws(() => tracer.append(path, spec), (e: TraceError) => e.code === 'EINVAL', spec);
+    assert.match(tracer.read('error_log'), why, spec);
+    assert.match(tracer.read('error_log'), /hist:app:end: error: /);
+  }
+  for (const [line, why] of [['bogus', /Malformed synthetic event command/], ['x u128 a', /Invalid type: u128/], ['y u64 a; u32 a', /Field name used twice/]] as const) {
+    assert.throws(() => tracer.append('synthetic_events', line), (e: TraceError) => e.code === 'EINVAL');
+    assert.match(tracer.read('error_log'), why);
+  }
+  tracer.append('synthetic_events', '!lat_only');
+  assert.equal(tracer.read('synthetic_events'), '');
+  assert.throws(() => tracer.stat('events/synthetic/lat_only'), (e: TraceError) => e.code === 'ENOENT');
+});

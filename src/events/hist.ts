@@ -32,6 +32,30 @@ export interface HistField {
   string?: boolean;
 }
 
+/** A variable's expression: a field (or common_timestamp), a reference `$var`, or `a+b` / `a-b`. */
+export type HistExpr =
+  | { kind: 'field'; field: HistField }
+  | { kind: 'ref'; name: string; pos: number }
+  | { kind: 'op'; op: '+' | '-'; a: HistExpr; b: HistExpr };
+
+export interface HistVar {
+  name: string;
+  expr: HistExpr;
+  text: string;
+  pos: number;
+}
+
+/** `onmatch(SYS.EVENT).trace(SYNTH,ARGS…)` (also written `.SYNTH(ARGS…)`). */
+export interface HistAction {
+  system: string;
+  event: string;
+  synth: string;
+  /** `$var` or a field of this event. */
+  args: string[];
+  text: string;
+  pos: number;
+}
+
 export interface HistSpec {
   keys: HistField[];
   /** Without hitcount, which is always first. */
@@ -42,6 +66,8 @@ export interface HistSpec {
   pause: boolean;
   cont: boolean;
   clear: boolean;
+  vars: HistVar[];
+  actions: HistAction[];
 }
 
 export class HistError extends Error {
@@ -88,7 +114,7 @@ function list(value: string, at: number, allowHitcount: boolean): HistField[] {
 
 /** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
 export function parseHist(param: string, offset: number): HistSpec {
-  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false };
+  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [] };
   let pos = offset;
   for (const token of param.split(':')) {
     const eq = token.indexOf('=');
@@ -141,15 +167,51 @@ export function parseHist(param: string, offset: number): HistSpec {
       case 'clear':
         spec.clear = true;
         break;
-      default:
-        // Variables (`ts0=…`), actions (`onmatch(…)`) and the rest: not yet here.
-        throw new HistError(`Unsupported hist parameter '${key}'`, pos);
+      default: {
+        const action = /^onmatch\(([A-Za-z_]\w*)\.([A-Za-z_]\w*)\)\.(?:trace\(([A-Za-z_]\w*)(?:,([^)]*))?\)|([A-Za-z_]\w*)\(([^)]*)\))$/.exec(token);
+        if (action) {
+          const synth = action[3] ?? action[5]!;
+          const args = (action[3] ? action[4] : action[6]) ?? '';
+          spec.actions.push({ system: action[1]!, event: action[2]!, synth, args: args ? args.split(',') : [], text: token, pos });
+          break;
+        }
+        if (eq > 0 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+          if (spec.vars.some((v) => v.name === key)) throw new HistError(`Variable already defined: ${key}`, pos);
+          spec.vars.push({ name: key, expr: parseExpr(value, at), text: value, pos });
+          break;
+        }
+        if (/^on\w+\(/.test(token)) throw new HistError(`Unsupported action '${token}' (onmatch(...).trace(...) is supported)`, pos);
+        throw new HistError(`Invalid hist parameter '${key}'`, pos);
+      }
     }
     pos += token.length + 1;
   }
   if (spec.keys.length === 0) throw new HistError('Missing keys', offset);
   if (spec.sort.length === 0) spec.sort = [{ name: 'hitcount', descending: false, pos: offset }];
   return spec;
+}
+
+/** `common_timestamp.usecs-$ts0`, `$a+$b`, a field: left to right, + and - only, as the kernel's. */
+function parseExpr(text: string, at: number): HistExpr {
+  const ops = [...text.matchAll(/[+-]/g)];
+  if (ops.length > 1) throw new HistError('Too many subexpressions (3 max)', at);
+  const operand = (t: string, pos: number): HistExpr => {
+    if (t.startsWith('$')) {
+      if (!/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw new HistError(`Invalid variable reference '${t}'`, pos);
+      return { kind: 'ref', name: t.slice(1), pos };
+    }
+    return { kind: 'field', field: parseField(t, pos, false) };
+  };
+  if (ops.length === 0) return operand(text, at);
+  const i = ops[0]!.index!;
+  return { kind: 'op', op: text[i] as '+' | '-', a: operand(text.slice(0, i), at), b: operand(text.slice(i + 1), at + i + 1) };
+}
+
+/** Every `$var` an expression reads. */
+export function exprRefs(e: HistExpr): { name: string; pos: number }[] {
+  if (e.kind === 'ref') return [{ name: e.name, pos: e.pos }];
+  if (e.kind === 'op') return [...exprRefs(e.a), ...exprRefs(e.b)];
+  return [];
 }
 
 /** Check the fields against the event; fills layout/string. Errors name the field and point at it. */
@@ -175,6 +237,21 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   };
   for (const k of spec.keys) resolve(k, true);
   for (const v of spec.vals) resolve(v, false);
+  const resolveExpr = (e: HistExpr): void => {
+    if (e.kind === 'field') resolve(e.field, false);
+    else if (e.kind === 'op') {
+      resolveExpr(e.a);
+      resolveExpr(e.b);
+    }
+  };
+  for (const v of spec.vars) resolveExpr(v.expr);
+  for (const a of spec.actions) {
+    for (const arg of a.args) {
+      if (arg.startsWith('$')) {
+        if (!spec.vars.some((v) => `$${v.name}` === arg)) throw new HistError(`Couldn't find variable: ${arg}`, a.pos);
+      } else if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError(`Couldn't find field: ${arg}`, a.pos);
+    }
+  }
   for (const s of spec.sort) {
     if (s.name !== 'hitcount' && !spec.keys.some((k) => k.name === s.name) && !spec.vals.some((v) => v.name === s.name)) {
       throw new HistError(`Couldn't find sort key: ${s.name}`, s.pos);
@@ -191,5 +268,7 @@ function fieldText(f: HistField): string {
 export function histText(spec: HistSpec): string {
   const vals = ['hitcount', ...spec.vals.map(fieldText)].join(',');
   const sort = spec.sort.map((s) => `${s.name}${s.descending ? '.descending' : ''}`).join(',');
-  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}:sort=${sort}:size=${spec.size}`;
+  const vars = spec.vars.map((v) => `:${v.name}=${v.text}`).join('');
+  const actions = spec.actions.map((a) => `:${a.text}`).join('');
+  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${actions}`;
 }

@@ -5,8 +5,9 @@
  * Atomics.add on 64-bit words. At `size` entries, new keys are dropped and counted (Dropped).
  * Reading (the `hist` file) is done on the main thread from the same memory.
  *
- * Slot: state (0 empty, 1 being claimed, 2 ready), hash, key bytes, then one i64 per value
- * (hitcount first).
+ * Slot: state (0 empty, 1 being claimed, 2 ready), hash, key bytes, one i64 per value
+ * (hitcount first), then one i64 per variable and a word of set-flags: variables (`ts0=…`) are
+ * the last value assigned for that key, read by other hist triggers through lookup().
  */
 import type { HistField, HistSpec } from '../events/hist.js';
 
@@ -31,6 +32,7 @@ export class HistMap {
   private readonly slotBytes: number;
   private readonly keyWidths: number[];
   private readonly nvals: number;
+  private readonly nvars: number;
   private readonly scratch: Uint8Array;
   private readonly scratchView: DataView;
 
@@ -40,7 +42,8 @@ export class HistMap {
     this.keyWidths = spec.keys.map((k) => (k.string ? STRING_KEY : 8));
     this.keyBytes = this.keyWidths.reduce((a, b) => a + b, 0);
     this.nvals = 1 + spec.vals.length;
-    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals;
+    this.nvars = spec.vars.length;
+    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals + (this.nvars ? 8 * (this.nvars + 1) : 0);
     this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotBytes);
     this.i32 = new Int32Array(this.sab);
     this.i64 = new BigInt64Array(this.sab);
@@ -73,9 +76,41 @@ export class HistMap {
     Atomics.store(this.i64, 3, 0n);
   }
 
-  /** Count one hit: `keys` as numbers/bigints or strings, `vals` to add (hitcount is implied). */
-  add(keys: (number | bigint | string)[], vals: bigint[]): void {
+  /** Count one hit: `keys` as numbers/bigints or strings, `vals` to add (hitcount is implied); set `vars` given. */
+  add(keys: (number | bigint | string)[], vals: bigint[], vars: (bigint | null)[] = []): void {
     Atomics.add(this.i64, 2, 1n);
+    const base = this.slot(keys, true);
+    if (base < 0) {
+      Atomics.add(this.i64, 3, 1n);
+      return;
+    }
+    const v0 = this.valueIndex(base);
+    Atomics.add(this.i64, v0, 1n);
+    for (let i = 0; i < vals.length; i++) Atomics.add(this.i64, v0 + 1 + i, vals[i]!);
+    const flags = v0 + this.nvals + this.nvars;
+    for (let i = 0; i < vars.length; i++) {
+      const v = vars[i];
+      if (v === null || v === undefined) continue;
+      Atomics.store(this.i64, v0 + this.nvals + i, v);
+      Atomics.or(this.i64, flags, 1n << BigInt(i));
+    }
+  }
+
+  /** Variable `index` of the entry with these keys, or null when there is none or it was never set. */
+  readVar(keys: (number | bigint | string)[], index: number): bigint | null {
+    const base = this.slot(keys, false);
+    if (base < 0) return null;
+    const v0 = this.valueIndex(base);
+    if ((Atomics.load(this.i64, v0 + this.nvals + this.nvars) & (1n << BigInt(index))) === 0n) return null;
+    return Atomics.load(this.i64, v0 + this.nvals + index);
+  }
+
+  private valueIndex(base: number): number {
+    return (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
+  }
+
+  /** The slot of these keys (its byte offset): found, or claimed if `create` and there is room; -1 otherwise. */
+  private slot(keys: (number | bigint | string)[], create: boolean): number {
     const s = this.scratch;
     s.fill(0);
     let at = 0;
@@ -98,17 +133,13 @@ export class HistMap {
       const stateIndex = base >> 2;
       let state = Atomics.load(this.i32, stateIndex);
       if (state === 0) {
-        if (Atomics.load(this.i32, H_ENTRIES) >= this.size) {
-          Atomics.add(this.i64, 3, 1n);
-          return;
-        }
+        if (!create || Atomics.load(this.i32, H_ENTRIES) >= this.size) return -1;
         if (Atomics.compareExchange(this.i32, stateIndex, 0, 1) === 0) {
           Atomics.store(this.i32, stateIndex + 1, h);
           this.u8.set(s, base + 8);
           Atomics.add(this.i32, H_ENTRIES, 1);
           Atomics.store(this.i32, stateIndex, 2);
-          this.bump(base, vals);
-          return;
+          return base;
         }
         state = Atomics.load(this.i32, stateIndex);
       }
@@ -116,18 +147,9 @@ export class HistMap {
       if (Atomics.load(this.i32, stateIndex + 1) !== h) continue;
       let same = true;
       for (let i = 0; i < s.length && same; i++) same = this.u8[base + 8 + i] === s[i];
-      if (same) {
-        this.bump(base, vals);
-        return;
-      }
+      if (same) return base;
     }
-    Atomics.add(this.i64, 3, 1n);
-  }
-
-  private bump(base: number, vals: bigint[]): void {
-    const v0 = (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
-    Atomics.add(this.i64, v0, 1n);
-    for (let i = 0; i < vals.length; i++) Atomics.add(this.i64, v0 + 1 + i, vals[i]!);
+    return -1;
   }
 
   /** Every ready entry. */
@@ -147,7 +169,7 @@ export class HistMap {
         } else keys.push(dv.getBigUint64(at, true));
         at += w;
       }
-      const v0 = (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
+      const v0 = this.valueIndex(base);
       const vals: bigint[] = [];
       for (let i = 0; i < this.nvals; i++) vals.push(Atomics.load(this.i64, v0 + i));
       out.push({ keys, vals });

@@ -17,7 +17,7 @@ import type { EventRegistry } from '../events/registry.js';
 import {
   TRIGGER_HELP, parseTrigger, triggerLine, triggerSlot, type TriggerCommand, type TriggerSpec,
 } from '../events/trigger.js';
-import { HistError, histText, parseHist, resolveHist, type HistSpec } from '../events/hist.js';
+import { HistError, exprRefs, histText, parseHist, resolveHist, type HistSpec } from '../events/hist.js';
 import { HistMap, histShow } from './hist-map.js';
 import type { ControlBlock } from './control.js';
 
@@ -35,8 +35,17 @@ export interface TriggerPlan {
   target: number;
   count: Int32Array;
   filter: string | null;
-  /** hist: the spec text and the shared table (hist-map.ts). */
-  hist?: { param: string; sab: SharedArrayBuffer };
+  /** hist: the spec text and the shared table (hist-map.ts); where its `$var`s come from; what its actions write. */
+  hist?: { param: string; sab: SharedArrayBuffer; refs: HistRef[]; synths: number[] };
+}
+
+/** A `$var` a hist trigger reads: the hist that assigns it (its event, spec, table) and which of its variables. */
+export interface HistRef {
+  name: string;
+  event: number;
+  param: string;
+  sab: SharedArrayBuffer;
+  index: number;
 }
 
 /** The rules of one (instance, event), sent to every thread when they change. */
@@ -121,7 +130,7 @@ interface TriggerEntry {
   slot: string;
   target: number;
   count: Int32Array;
-  hist?: { spec: HistSpec; map: HistMap };
+  hist?: { spec: HistSpec; map: HistMap; refs: HistRef[]; synths: number[] };
 }
 
 interface EventRules {
@@ -300,9 +309,20 @@ export class InstanceRules {
   private writeHist(event: number, spec: TriggerSpec, text: string): void {
     const type = this.type(event);
     let hs: HistSpec;
+    let refs: HistRef[];
+    let synths: number[];
     try {
       hs = parseHist(spec.hist!.param, spec.hist!.offset);
       resolveHist(hs, fieldsOf(type));
+      refs = this.histRefs(event, hs);
+      synths = hs.actions.map((a) => {
+        const synth = this.host.registry.get('synthetic', a.synth);
+        if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError(`Couldn't find synthetic event: ${a.synth}`, a.pos);
+        if (fieldsOf(synth).length !== a.args.length) throw new HistError(`Param count mismatch: ${a.synth} has ${fieldsOf(synth).length} fields`, a.pos);
+        const source = this.host.registry.get(a.system, a.event);
+        if (!source) throw new HistError(`Couldn't find event: ${a.system}.${a.event}`, a.pos);
+        return synth.index;
+      });
     } catch (err) {
       if (!(err instanceof HistError)) throw err;
       this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
@@ -327,8 +347,34 @@ export class InstanceRules {
     }
     const map = new HistMap(hs);
     map.paused = hs.pause;
-    r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map } });
+    // A variable this hist reads from itself points at its own table.
+    for (const ref of refs) if (ref.event === event && ref.sab.byteLength === 0) ref.sab = map.sab;
+    r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths } });
     this.publish(event);
+  }
+
+  /** Where each `$var` of a hist comes from: this spec's own variables, or another hist trigger's. */
+  private histRefs(event: number, hs: HistSpec): HistRef[] {
+    const refs: HistRef[] = [];
+    for (const v of hs.vars) {
+      for (const ref of exprRefs(v.expr)) {
+        const own = hs.vars.findIndex((x) => x.name === ref.name);
+        if (own >= 0) {
+          refs.push({ name: ref.name, event, param: '', sab: new SharedArrayBuffer(0), index: own });
+          continue;
+        }
+        let found: HistRef | null = null;
+        for (const [e, rules] of this.events) {
+          for (const t of rules.triggers) {
+            const index = t.hist?.spec.vars.findIndex((x) => x.name === ref.name) ?? -1;
+            if (index >= 0) found = { name: ref.name, event: e, param: t.spec.hist!.param, sab: t.hist!.map.sab, index };
+          }
+        }
+        if (!found) throw new HistError(`Couldn't find variable: $${ref.name}`, ref.pos);
+        refs.push(found);
+      }
+    }
+    return refs;
   }
 
   /** Soft mode: the event has triggers, or is the target of an enable/disable_event trigger. */
@@ -382,7 +428,7 @@ export class InstanceRules {
       filter: r.filterActive,
       triggers: r.triggers.map((t) => ({
         command: t.spec.command, target: t.target, count: t.count, filter: t.spec.filter,
-        hist: t.hist ? { param: t.spec.hist!.param, sab: t.hist.map.sab } : undefined,
+        hist: t.hist ? { param: t.spec.hist!.param, sab: t.hist.map.sab, refs: t.hist.refs, synths: t.hist.synths } : undefined,
       })),
     };
   }

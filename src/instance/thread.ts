@@ -16,7 +16,7 @@ import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
 import { compileOrNull, fieldsOf, type RulesUpdate, type TriggerPlan } from './rules.js';
-import { parseHist, resolveHist, type HistField } from '../events/hist.js';
+import { parseHist, resolveHist, type HistExpr, type HistField } from '../events/hist.js';
 import { HistMap, keyValue } from './hist-map.js';
 
 /** A ring handed to a thread: for instance slot `instance`, buffer set `set` (live or spare), `sab` null to remove. */
@@ -391,11 +391,77 @@ export class ThreadContext {
       };
     });
     const vals = spec.vals.map(value);
+    // Variables: their expressions over fields, common_timestamp and `$var`s read from the
+    // table of the hist that assigns them, for the same key.
+    const sources = plan.hist!.refs.map((r) => {
+      if (r.param === '') return { name: r.name, map, index: r.index };
+      const sourceType = this.registry.byIndex(r.event)!;
+      const sourceSpec = parseHist(r.param, 0);
+      resolveHist(sourceSpec, fieldsOf(sourceType));
+      return { name: r.name, map: new HistMap(sourceSpec, r.sab), index: r.index };
+    });
+    type Eval = (p: any, ts: bigint, k: (bigint | string)[], own: (bigint | null)[]) => bigint | null;
+    const compile = (e: HistExpr): Eval => {
+      if (e.kind === 'field') {
+        const get = value(e.field);
+        return (p, ts) => get(p, ts) as bigint;
+      }
+      if (e.kind === 'ref') {
+        const own = spec.vars.findIndex((v) => v.name === e.name);
+        const src = sources.find((x) => x.name === e.name)!;
+        return own >= 0 ? (_p, _ts, _k, vars) => vars[own] ?? src.map.readVar(_k, src.index) : (_p, _ts, k) => src.map.readVar(k, src.index);
+      }
+      const a = compile(e.a);
+      const b = compile(e.b);
+      return e.op === '+'
+        ? (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : x + y; }
+        : (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : x - y; };
+    };
+    const vars = spec.vars.map((v) => compile(v.expr));
+    // Actions: the synthetic event, its fields from `$var`s and this event's fields.
+    const actions = spec.actions.map((a, i) => {
+      const synth = this.eventFor(plan.hist!.synths[i]!);
+      const names = fieldsOf(synth.def).map((f) => f.name);
+      const args = a.args.map((arg) => {
+        if (arg.startsWith('$')) {
+          const index = spec.vars.findIndex((v) => `$${v.name}` === arg);
+          return (_p: any, _ts: bigint, own: (bigint | null)[]) => own[index] ?? null;
+        }
+        const get = arg === 'common_pid' ? () => pid : (p: any) => p[arg];
+        return (p: any) => get(p) as unknown;
+      });
+      return (p: any, ts: bigint, own: (bigint | null)[]) => {
+        const payload: Record<string, unknown> = {};
+        for (let j = 0; j < args.length; j++) {
+          const v = args[j]!(p, ts, own);
+          if (v === null) return; // a variable never assigned for this key: no match
+          payload[names[j]!] = v;
+        }
+        synth.emit(payload as never);
+      };
+    });
     return (p) => {
       if (map.paused) return;
       const ts = BigInt(monoNow());
-      map.add(keys.map((k) => k(p, ts)), vals.map((v) => v(p, ts) as bigint));
+      const k = keys.map((f) => f(p, ts));
+      const own: (bigint | null)[] = [];
+      for (const v of vars) own.push(v(p, ts, k, own));
+      map.add(k, vals.map((v) => v(p, ts) as bigint), own);
+      for (const act of actions) act(p, ts, own);
     };
+  }
+
+  /** This thread's emitter for an event defined by index (a synthetic event written by an action). */
+  private eventFor(index: number): TraceEvent<any> {
+    let ev = this.events.get(index);
+    if (!ev) {
+      const def = this.registry.byIndex(index);
+      if (!(def instanceof EventDef)) throw new Error(`event ${index} has no definition`);
+      ev = new TraceEvent(def, this);
+      this.events.set(index, ev);
+      this.generation = -1;
+    }
+    return ev;
   }
 
   /**

@@ -10,6 +10,7 @@ import { enableable, readSetEvent, writeSetEvent } from '../instance/enable.js';
 import type { Instance, PipeReader, RawPipe } from '../instance/instance.js';
 import type { ThreadContext } from '../instance/thread.js';
 import type { Probes } from '../instance/probes.js';
+import type { Synthetics } from '../instance/synthetic.js';
 import { parseBool, parseUnsigned, parseWord } from './parse.js';
 
 export interface FileNode {
@@ -36,6 +37,8 @@ export interface TracerState {
   instances: Map<string, Instance>;
   /** Function probes (`dynamic_events`). */
   probes: Probes;
+  /** `synthetic_events`. */
+  synthetics: Synthetics;
 }
 
 export const NAME_MAX = 255;
@@ -160,6 +163,9 @@ export function resolveFile(state: TracerState, instance: Instance, rest: string
       case 'dynamic_events':
         if (instance !== state.top) noSuch(path);
         return { read: () => state.probes.read(), write: (d) => (state.probes.write(d), bytes(d)), truncate: () => state.probes.clear() };
+      case 'synthetic_events':
+        if (instance !== state.top) noSuch(path);
+        return { read: () => state.synthetics.read(), write: (d) => (state.synthetics.write(d), bytes(d)), truncate: () => state.synthetics.clear() };
       case 'fprobe_profile':
         if (instance !== state.top) noSuch(path);
         return { read: () => state.probes.profile() };

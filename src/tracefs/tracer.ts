@@ -12,7 +12,8 @@ import { applyStartupEvents, type ThreadHandle } from '../instance/attach.js';
 import { ControlBlock } from '../instance/control.js';
 import { DEFAULT_BUFFER_KB, Instance, type ThreadInfo } from '../instance/instance.js';
 import { ThreadContext, type ThreadUpdate, type TraceEvent } from '../instance/thread.js';
-import { Probes } from '../instance/probes.js';
+import { Probes, type ProbeHost } from '../instance/probes.js';
+import { Synthetics } from '../instance/synthetic.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { cpuStatOptions, localUname, writeTraceDat, writeTraceDatSync, type CpuPages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { HEADER_EVENT_TEXT, HEADER_PAGE_TEXT } from '../ring/layout.js';
@@ -64,7 +65,7 @@ export class Tracer {
     if (env.NFTRACE_BUF_SIZE) bufferKb = Math.max(1, parseUnsigned(env.NFTRACE_BUF_SIZE, 'NFTRACE_BUF_SIZE'));
     const top = new Instance('', 0, control, registry, this.threads, bufferKb);
     this.freeSlots = Array.from({ length: limits.maxInstances - 1 }, (_, i) => limits.maxInstances - 1 - i);
-    const probes = new Probes({
+    const host: ProbeHost = {
       defineEvent: (system, name, fields, print) => {
         const ev = main.defineEvent(system, name, fields, { print });
         return { type: ev.def, emit: (p) => ev.emit(p as never), enabled: () => ev.enabled };
@@ -73,8 +74,8 @@ export class Tracer {
       hide: (type, hidden) => registry.hide(type.index, hidden),
       logError: (location, command, text, pos) => top.rules.logEntry(location, command, text, pos),
       comm: name,
-    });
-    this.state = { control, registry, main, top, instances: new Map(), probes };
+    };
+    this.state = { control, registry, main, top, instances: new Map(), probes: new Probes(host), synthetics: new Synthetics(host) };
     this.tree = new ControlTree(this.state);
     this.startupEvents = (env.NFTRACE_EVENT ?? '').split(/[,\s]+/).filter(Boolean);
     main.refresh();

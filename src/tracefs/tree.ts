@@ -41,6 +41,7 @@ const INSTANCE_FILES: { name: string; mode: number; top?: boolean }[] = [
   { name: 'fprobe_profile', mode: MODE_RO, top: true },
   { name: 'error_log', mode: MODE_RW },
   { name: 'set_event', mode: MODE_RW },
+  { name: 'synthetic_events', mode: MODE_RW, top: true },
   { name: 'snapshot', mode: MODE_RW },
   { name: 'trace', mode: MODE_RW },
   { name: 'trace_clock', mode: MODE_RW },
