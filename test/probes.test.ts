@@ -18,6 +18,8 @@ exports.add = (a, b) => a + b;
 exports.fetchUser = async (id) => { await new Promise((r) => setTimeout(r, 2)); if (id < 0) throw new Error('no such user'); return { id, name: 'user' + id }; };
 class Store { constructor(data) { this.data = data; } get(key) { return this.data[key] ?? null; } }
 exports.Store = Store;
+class Cache extends Store {}
+exports.Cache = Cache;
 exports.handle = (req) => ({ status: req.url === '/' ? 200 : 404 });
 `;
 
@@ -77,6 +79,23 @@ test('entry and return probes on exports and prototypes record their fetch argum
     assert.match(tracer.read('fprobe_profile'), /^ {2}user {40} +2 +0$/m);
     assert.match(tracer.read('fprobe_profile'), /^ {2}handle__entry {31} +2 +1$/m);
     assert.match(tracer.read('events/app/add/format'), /field:int a;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:unsigned int b;/);
+  } finally {
+    done();
+  }
+});
+
+test('$this fetches the receiver; a probe on an inherited method is removed without leaving a copy behind', () => {
+  const { file, lib, tracer, lines, done } = setup();
+  try {
+    tracer.write('dynamic_events', `f:app/cget ${file}:Cache.prototype.get key=$arg1:string size=$this.data.size:u32`);
+    assert.ok(Object.hasOwn(lib.Cache.prototype, 'get'), 'the wrapper sits on Cache.prototype');
+    tracer.write('events/app/enable', '1');
+    new lib.Cache({ k: 1, size: 3 }).get('k');
+    new lib.Store({ k: 1, size: 3 }).get('k');
+    assert.deepEqual(lines(), [`cget: (${file}:Cache.prototype.get) key="k" size=3`], 'Store itself is not probed');
+    tracer.write('events/app/enable', '0');
+    tracer.append('dynamic_events', '-:app/cget');
+    assert.ok(!Object.hasOwn(lib.Cache.prototype, 'get'), 'inherited again, as before');
   } finally {
     done();
   }

@@ -164,6 +164,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   tracer.write('instances/errors/events/enable', '1');
   tracer.write('instances/errors/events/app/error/trigger', 'snapshot:1');
   const recorder = flightRecorder(tracer, { dir: dumps, snapshots: true, signals: [] });
+  latencyProbes(tracer);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -187,7 +188,36 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   out('\n---- instances/responses: last 3 lines of trace ----\n');
   out(tracer.read('instances/responses/trace').trimEnd().split('\n').slice(-3).join('\n') + '\n\n');
   await flightStory(tracer, recorder, dumps, out);
+  latencyStory(tracer, out);
   costs(out);
+}
+
+/**
+ * Request latency per route, without touching the service: two probes on node:http (a request
+ * arrives; its response ends), keyed by the client's port, a synthetic event carrying the time
+ * between them, and hist triggers aggregating it — ftrace's recipe, on JavaScript functions.
+ */
+function latencyProbes(tracer: Tracer): void {
+  tracer.write('dynamic_events', [
+    'f:demo/req_start node:http:Server.prototype.emit type=$arg1:string port=$arg2.socket.remotePort:u32',
+    'f:demo/req_end node:http:ServerResponse.prototype.end port=$this.socket.remotePort:u32 url=$this.req.url:string',
+  ].join('\n'));
+  tracer.write('synthetic_events', 'http_latency u64 usecs; char route[48]');
+  tracer.write('events/demo/req_start/trigger', 'hist:keys=port:ts0=common_timestamp.usecs if type == "request"');
+  tracer.write('events/demo/req_end/trigger', 'hist:keys=port:lat=common_timestamp.usecs-$ts0:onmatch(demo.req_start).trace(http_latency,$lat,url)');
+  tracer.write('events/synthetic/http_latency/trigger', 'hist:keys=usecs.log2:sort=usecs');
+  tracer.append('events/synthetic/http_latency/trigger', 'hist:keys=route:vals=usecs:sort=hitcount.descending');
+}
+
+function latencyStory(tracer: Tracer, out: (text: string) => void): void {
+  out('---- request latency from two probes on node:http and a synthetic event ----\n');
+  out(`${tracer.read('dynamic_events')}${tracer.read('events/demo/req_end/trigger')}`);
+  const tables = tracer.read('events/synthetic/http_latency/hist').split('\n\n\n');
+  const rows = (keys: string, n: number) => (tables.find((t) => t.includes(`hist:keys=${keys}`)) ?? '').split('\n').filter((l) => l.startsWith('{')).slice(0, n);
+  out('\nlatency, log2 of microseconds (events/synthetic/http_latency/hist):\n');
+  out(`${rows('usecs.log2', 24).join('\n')}\n`);
+  out('\nbusiest routes, with their summed latency:\n');
+  out(`${rows('route', 5).join('\n')}\n\n`);
 }
 
 /** What the flight recorder kept: the error's snapshot, its file, and a crashed child's dump. */

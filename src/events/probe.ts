@@ -7,7 +7,8 @@
  *   -:[GROUP/]EVENT
  *
  * FUNCTION may be a path: `Class.prototype.method`. FETCHARG: `$argN` (from 1), `$retval`,
- * either with a property path (`$arg1.headers.host`, `$arg2.length`), `$comm`, or a literal
+ * `$this` (the receiver: JavaScript's own), each with an optional property path
+ * (`$arg1.headers.host`, `$this.req.url`), `$comm`, or a literal
  * (`\123`, `\"text"`). TYPE: u8..u64, s8..s64, x8..x64 (printed in hex), string; the default,
  * as in the kernel, is x64. Only text is handled here; probes.ts attaches them.
  */
@@ -20,8 +21,8 @@ export type ProbeType = (typeof TYPES)[number];
 
 export interface FetchArg {
   name: string;
-  /** `arg` (with index), `retval`, `comm`, or a literal. */
-  source: 'arg' | 'retval' | 'comm' | 'literal';
+  /** `arg` (with index), `retval`, `this`, `comm`, or a literal. */
+  source: 'arg' | 'retval' | 'this' | 'comm' | 'literal';
   index: number;
   path: string[];
   literal: string | number | null;
@@ -85,9 +86,10 @@ function parseFetch(token: string, at: number, isReturn: boolean): FetchArg {
   if (m) return { ...base, source: 'literal', index: 0, path: [], literal: m[1]!, type: colon >= 0 ? type : 'string' };
   m = /^\\(-?\d+)$/.exec(rest);
   if (m) return { ...base, source: 'literal', index: 0, path: [], literal: Number(m[1]), type };
-  m = /^\$(arg(\d+)|retval)((?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)$/.exec(rest);
+  m = /^\$(arg(\d+)|retval|this)((?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)$/.exec(rest);
   if (!m) throw new ProbeError('Invalid fetch argument', argAt);
   const path = m[3] ? m[3].slice(1).split('.') : [];
+  if (m[1] === 'this') return { ...base, source: 'this', index: 0, path, literal: null };
   if (m[1] === 'retval') {
     if (!isReturn) throw new ProbeError('$retval can be used only on retprobe', argAt);
     return { ...base, source: 'retval', index: 0, path, literal: null };

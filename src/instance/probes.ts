@@ -35,6 +35,8 @@ interface Probe {
   type: EventType;
   holder: Record<string, unknown>;
   key: string;
+  /** The function was the holder's own property (else inherited: the wrapper is deleted again on removal). */
+  own: boolean;
   original: (...args: unknown[]) => unknown;
   wrapper: (...args: unknown[]) => unknown;
   hits: number;
@@ -131,7 +133,7 @@ export class Probes {
     } catch (err) {
       return bad(`Cannot define ${def.group}/${def.event}: ${(err as Error).message}`, 0);
     }
-    const probe: Probe = { def, type: event.type, holder, key, original: original as Probe['original'], wrapper: null!, hits: 0, failures: 0 };
+    const probe: Probe = { def, type: event.type, holder, key, own: Object.hasOwn(holder, key), original: original as Probe['original'], wrapper: null!, hits: 0, failures: 0 };
     probe.wrapper = wrapperFor(probe, event, this.host.comm);
     holder[key] = probe.wrapper;
     this.host.hide(event.type, false);
@@ -139,7 +141,10 @@ export class Probes {
   }
 
   private detach(p: Probe): void {
-    if (p.holder[p.key] === p.wrapper) p.holder[p.key] = p.original;
+    if (p.holder[p.key] === p.wrapper) {
+      if (p.own) p.holder[p.key] = p.original;
+      else delete p.holder[p.key];
+    }
     this.host.hide(p.type, true);
     this.probes.splice(this.probes.indexOf(p), 1);
   }
@@ -153,7 +158,7 @@ function conversion(a: FetchArg): string {
 }
 
 /** A fetch's value, or the type's default and a counted failure; never throws into the probed code. */
-function fetcher(a: FetchArg, comm: string): (args: unknown[], ret: unknown, fail: () => void) => unknown {
+function fetcher(a: FetchArg, comm: string): (args: unknown[], ret: unknown, self: unknown, fail: () => void) => unknown {
   const numeric = a.type !== 'string';
   const convert = (v: unknown, bad: () => void): unknown => {
     if (!numeric) return v === undefined || v === null ? (bad(), '') : typeof v === 'object' ? Object.prototype.toString.call(v) : String(v);
@@ -163,10 +168,10 @@ function fetcher(a: FetchArg, comm: string): (args: unknown[], ret: unknown, fai
     if (!Number.isFinite(n)) return (bad(), 0);
     return Math.trunc(n);
   };
-  if (a.source === 'literal') return (_args, _ret, bad) => convert(a.literal, bad);
-  if (a.source === 'comm') return (_args, _ret, bad) => convert(comm, bad);
-  return (args, ret, bad) => {
-    let v: unknown = a.source === 'retval' ? ret : args[a.index - 1];
+  if (a.source === 'literal') return (_args, _ret, _self, bad) => convert(a.literal, bad);
+  if (a.source === 'comm') return (_args, _ret, _self, bad) => convert(comm, bad);
+  return (args, ret, self, bad) => {
+    let v: unknown = a.source === 'retval' ? ret : a.source === 'this' ? self : args[a.index - 1];
     try {
       for (const part of a.path) {
         if (v === null || v === undefined) return convert(undefined, bad);
@@ -185,10 +190,10 @@ function wrapperFor(probe: Probe, event: ReturnType<ProbeHost['defineEvent']>, c
   const failed = () => {
     probe.failures++;
   };
-  const record = (args: unknown[], ret: unknown, start: number) => {
+  const record = (self: unknown, args: unknown[], ret: unknown, start: number) => {
     probe.hits++;
     const p: Record<string, unknown> = {};
-    for (const f of fetch) p[f.name] = f.get(args, ret, failed);
+    for (const f of fetch) p[f.name] = f.get(args, ret, self, failed);
     if (def.isReturn) p.duration_ns = Math.max(0, monoNow() - start);
     try {
       event.emit(p);
@@ -200,17 +205,17 @@ function wrapperFor(probe: Probe, event: ReturnType<ProbeHost['defineEvent']>, c
     const call = () => (new.target ? Reflect.construct(original, args, new.target) : original.apply(this, args));
     if (!event.enabled()) return call();
     if (!def.isReturn) {
-      record(args, undefined, 0);
+      record(this, args, undefined, 0);
       return call();
     }
     const start = monoNow();
     const ret = call();
     if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
       // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
-      (ret as Promise<unknown>).then((v) => record(args, v, start), (e) => record(args, e, start));
+      (ret as Promise<unknown>).then((v) => record(this, args, v, start), (e) => record(this, args, e, start));
       return ret;
     }
-    record(args, ret, start);
+    record(this, args, ret, start);
     return ret;
   };
   Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
