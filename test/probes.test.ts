@@ -158,3 +158,34 @@ test('bad definitions: EINVAL with a trace_fprobe error_log entry and a caret; n
     done();
   }
 });
+
+test('ES modules: with --import nftrace/register, a probe reaches the imported bindings; without, a clear error', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-esm-'));
+  try {
+    writeFileSync(join(dir, 'lib.mjs'), 'export function add(a, b) { return a + b; }\nexport class Greeter { hello(n) { return `hi ${n}`; } }\n');
+    writeFileSync(join(dir, 'app.mjs'), `
+      import { add, Greeter } from './lib.mjs';
+      import { Tracer } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      const t = new Tracer({ env: {} });
+      try {
+        t.write('dynamic_events', 'f:app/add ./lib.mjs:add a=$arg1:s32 b=$arg2:s32');
+        t.append('dynamic_events', 'f:app/hello ./lib.mjs:Greeter.prototype.hello who=$arg1:string');
+      } catch (e) { console.log(e.message); process.exit(0); }
+      t.write('events/app/enable', '1');
+      add(2, 3); new Greeter().hello('bob');
+      console.log(t.read('trace').split('\\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/^.*?: /, '')).join('\\n'));
+      t.write('events/app/enable', '0');
+      t.write('dynamic_events', '');
+      console.log('restored', add(1, 1));`);
+    const register = fileURLToPath(new URL('../src/register.js', import.meta.url));
+    const withHook = spawnSync(process.execPath, ['--import', register, 'app.mjs'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(withHook.status, 0, withHook.stderr);
+    assert.equal(withHook.stdout, 'add: (./lib.mjs:add) a=2 b=3\nhello: (./lib.mjs:Greeter.prototype.hello) who="bob"\nrestored 2\n');
+    const without = spawnSync(process.execPath, ['app.mjs'], { cwd: dir, encoding: 'utf8' });
+    assert.match(without.stdout, /EINVAL: dynamic_events: \.\/lib\.mjs is an ES module: start node with --import nftrace\/register/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

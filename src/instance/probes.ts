@@ -6,12 +6,14 @@
  * the call returns, or when a returned promise settles, with the time taken. Removing a probe
  * puts the original function back.
  *
- * What probes reach: calls made through the exports object or the prototype. Calls through a
- * reference taken earlier (destructured imports, calls inside the module) are not seen, and ES
- * module namespaces are read-only (see docs/dynamic-events.md).
+ * What probes reach: calls made through the exports object or the prototype, and, once
+ * `--import nftrace/register` made namespaces patchable, an ES module's exports as its
+ * importers see them. Calls through a reference taken earlier (a CommonJS destructuring, calls
+ * inside the module) are not seen (see docs/dynamic-events.md).
  */
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { fail } from '../errno.js';
 import type { EventType } from '../events/event.js';
 import type { FieldSpec } from '../events/fields.js';
@@ -19,6 +21,7 @@ import {
   ProbeError, fieldType, parseProbe, probeLine, type FetchArg, type ProbeDef,
 } from '../events/probe.js';
 import { monoNow } from './clock.js';
+import { ESM_NAMESPACES } from './esm-namespaces.js';
 
 /** What the probes need of their tracer. */
 export interface ProbeHost {
@@ -101,11 +104,22 @@ export class Probes {
       this.host.logError(LOCATION, text, why, pos);
       fail('EINVAL', `dynamic_events: ${why}`);
     };
+    const at = text.indexOf(def.module);
     let exports: unknown;
+    let esm = false;
     try {
       exports = this.require(def.module);
+      // require() of an ES module (Node 20.19+) gives its read-only namespace.
+      esm = Object.prototype.toString.call(exports) === '[object Module]';
     } catch (err) {
-      return bad(`Module not found: ${def.module} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, text.indexOf(def.module));
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ERR_REQUIRE_ESM') return bad(`Module not found: ${def.module} (${code ?? (err as Error).message})`, at);
+      esm = true;
+    }
+    if (esm) {
+      exports = this.esmNamespace(def.module) ?? bad(ESM_NAMESPACES.size === 0
+        ? `${def.module} is an ES module: start node with --import nftrace/register to probe ES modules`
+        : `${def.module} is an ES module not imported yet`, at);
     }
     let holder = exports as Record<string, unknown>;
     for (const part of def.func.slice(0, -1)) {
@@ -138,6 +152,25 @@ export class Probes {
     holder[key] = probe.wrapper;
     this.host.hide(event.type, false);
     this.probes.push(probe);
+  }
+
+  /** The patchable namespace nftrace/register keeps for an ES module, by its resolved URL. */
+  private esmNamespace(specifier: string): Record<string, unknown> | undefined {
+    const urls: string[] = [];
+    if (specifier.startsWith('.') || isAbsolute(specifier)) urls.push(pathToFileURL(resolve(process.cwd(), specifier)).href);
+    else {
+      try {
+        urls.push(import.meta.resolve(specifier));
+      } catch {
+        // Not resolvable from here: only an exact URL can match.
+      }
+    }
+    urls.push(specifier);
+    for (const url of urls) {
+      const ns = ESM_NAMESPACES.get(url);
+      if (ns) return ns;
+    }
+    return undefined;
   }
 
   private detach(p: Probe): void {
