@@ -114,7 +114,10 @@ test('removal: EBUSY while enabled or triggered, then the original function is b
     tracer.write('events/app/add/trigger', 'traceoff');
     assert.throws(() => tracer.append('dynamic_events', '-:add'), code('EBUSY'), 'soft-enabled by a trigger');
     tracer.write('events/app/add/trigger', '!traceoff');
+    const held = tracer.open('events/app/add/format');
     tracer.append('dynamic_events', '-:add');
+    assert.throws(() => held.read(), code('ENODEV'), 'an open file does not block removal, and answers ENODEV after it');
+    held.close();
     assert.equal(lib.add, original);
     assert.equal(tracer.read('dynamic_events'), '');
     assert.throws(() => tracer.stat('events/app/add'), code('ENOENT'));

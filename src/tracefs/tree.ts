@@ -87,6 +87,18 @@ interface InstanceTree {
 
 const exists = (e: Entry, c: EntryContext) => e.exists?.(c) ?? true;
 
+/** Operations that fail with ENODEV once `gone()` (the event was removed while the file was open). */
+function orphanable(node: FileNode, gone: () => boolean): FileNode {
+  const check = () => {
+    if (gone()) fail('ENODEV', 'the event was removed');
+  };
+  return {
+    ...node,
+    read: node.read && (() => (check(), node.read!())),
+    write: node.write && ((d: string) => (check(), node.write!(d))),
+  };
+}
+
 export class ControlTree {
   private readonly state: TracerState;
   readonly catalog: EventCatalog;
@@ -221,6 +233,11 @@ export class ControlTree {
     }
     if (rest.length === 3) {
       const found = entryFile(EVENT_ENTRIES, third!, evKey, evCtx);
+      // A removed probe's event: files still open on it answer ENODEV, as the kernel's do.
+      if (found?.kind === 'file') {
+        const open = found.open;
+        found.open = () => orphanable(open(), () => this.state.registry.isHidden(event.index));
+      }
       if (found) return found;
     }
     fail('ENOENT', `${path}: no such file or directory`);
