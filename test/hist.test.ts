@@ -207,3 +207,22 @@ test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
   assert.equal(tracer.read('synthetic_events'), '');
   assert.throws(() => tracer.stat('events/synthetic/lat_only'), (e: TraceError) => e.code === 'ENOENT');
 });
+
+test('name=: hist triggers of one name share their table across events, and must match', () => {
+  const tracer = new Tracer({ env: {} });
+  const a = tracer.defineEvent('app', 'a', { status: 'u16' });
+  const b = tracer.defineEvent('app', 'b', { status: 'u16', other: 'u32' });
+  tracer.write('events/app/a/trigger', 'hist:name=both:keys=status');
+  tracer.write('events/app/b/trigger', 'hist:name=both:keys=status');
+  a.emit({ status: 200 });
+  b.emit({ status: 200, other: 1 });
+  b.emit({ status: 500, other: 1 });
+  for (const ev of ['a', 'b']) {
+    const text = tracer.read(`events/app/${ev}/hist`);
+    assert.match(text, /trigger info: hist:both:keys=status:vals=hitcount:sort=hitcount:size=2048 \[active\]/);
+    assert.match(text, /\{ status: +200 \} hitcount: +2\n/);
+    assert.match(text, /Hits: 3\n/);
+  }
+  assert.throws(() => tracer.append('events/app/b/trigger', 'hist:name=both:keys=other'), (e: TraceError) => e.code === 'EINVAL');
+  assert.match(tracer.read('error_log'), /Named hist trigger doesn't match existing named trigger/);
+});

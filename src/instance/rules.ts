@@ -345,8 +345,25 @@ export class InstanceRules {
       if (hs.cont) existing.hist!.map.paused = false;
       return;
     }
-    const map = new HistMap(hs);
-    map.paused = hs.pause;
+    // `name=X`: triggers of that name (on any event of the instance) share one table, and
+    // must then have the same spec.
+    let map: HistMap | null = null;
+    if (hs.name) {
+      for (const rules of this.events.values()) {
+        const named = rules.triggers.find((t) => t.hist?.spec.name === hs.name);
+        if (!named) continue;
+        if (histText(named.hist!.spec) !== key) {
+          const err = new HistError("Named hist trigger doesn't match existing named trigger (includes variables)", spec.hist!.offset);
+          this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
+          fail('EINVAL', `hist: ${err.text}`);
+        }
+        map = named.hist!.map;
+      }
+    }
+    if (!map) {
+      map = new HistMap(hs);
+      map.paused = hs.pause;
+    }
     // A variable this hist reads from itself points at its own table.
     for (const ref of refs) if (ref.event === event && ref.sab.byteLength === 0) ref.sab = map.sab;
     r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths } });
