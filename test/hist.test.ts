@@ -156,7 +156,7 @@ test('variables, onmatch and a synthetic event: a latency per key from a start a
   assert.match(tracer.read('events/synthetic/req_latency/format'), /field:unsigned long long usecs;.*\n\tfield:char route\[32\];/);
   tracer.write('events/app/start/trigger', 'hist:keys=id:ts0=common_timestamp.usecs');
   tracer.write('events/app/end/trigger', 'hist:keys=id:lat=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req_latency,$lat,route)');
-  assert.equal(tracer.read('events/app/end/trigger'), 'hist:keys=id:vals=hitcount:lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:onmatch(app.start).trace(req_latency,$lat,route) [active]\n');
+  assert.equal(tracer.read('events/app/end/trigger'), 'hist:keys=id:vals=hitcount:lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:clock=global:onmatch(app.start).trace(req_latency,$lat,route) [active]\n');
   tracer.write('events/synthetic/req_latency/trigger', 'hist:keys=route:vals=usecs');
   tracer.write('events/synthetic/req_latency/enable', '1');
   const spin = (ms: number) => {
@@ -225,4 +225,36 @@ test('name=: hist triggers of one name share their table across events, and must
   }
   assert.throws(() => tracer.append('events/app/b/trigger', 'hist:name=both:keys=other'), (e: TraceError) => e.code === 'EINVAL');
   assert.match(tracer.read('error_log'), /Named hist trigger doesn't match existing named trigger/);
+});
+
+test('onmax($var).save(fields) keeps the worst case per key; onmax($var).snapshot() freezes the buffer at a new maximum', () => {
+  const tracer = new Tracer({ env: {} });
+  const start = tracer.defineEvent('app', 'start', { worker: 'u32', id: 'u32', route: 'string' });
+  const end = tracer.defineEvent('app', 'end', { worker: 'u32', id: 'u32', route: 'string' });
+  tracer.write('events/app/enable', '1');
+  tracer.write('events/app/start/trigger', 'hist:keys=worker:ts0=common_timestamp.usecs');
+  tracer.write('events/app/end/trigger', 'hist:keys=worker:lat=common_timestamp.usecs-$ts0:onmax($lat).save(id,route)');
+  tracer.append('events/app/end/trigger', 'hist:keys=worker:lat2=common_timestamp.usecs-$ts0:onmax($lat2).snapshot()');
+  assert.equal(tracer.instance().snapshotAllocated, true, 'snapshot() allocates the spare buffer');
+  assert.match(tracer.read('events/app/end/trigger'), /^hist:keys=worker:vals=hitcount:lat=common_timestamp\.usecs-\$ts0:sort=hitcount:size=2048:clock=global:onmax\(\$lat\)\.save\(id,route\) \[active\]$/m);
+  const spin = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+  // Worker 1's worst request is id 11 (/slow); worker 2's is id 21.
+  const plan: [number, number, string, number][] = [[1, 10, '/a', 1], [1, 11, '/slow', 6], [1, 12, '/b', 2], [2, 20, '/c', 1], [2, 21, '/worst', 9], [2, 22, '/d', 1]];
+  for (const [worker, id, route, ms] of plan) {
+    start.emit({ worker, id, route });
+    spin(ms);
+    end.emit({ worker, id, route });
+  }
+  const tables = tracer.read('events/app/end/hist').split('\n\n\n');
+  const saved = tables.find((t) => t.includes('.save('))!;
+  assert.match(saved, /\{ worker: +1 \} hitcount: +3\n\tmax: +\d{4,}  id: +11  route: \/slow {27}\n/);
+  assert.match(saved, /\{ worker: +2 \} hitcount: +3\n\tmax: +\d{4,}  id: +21  route: \/worst {26}\n/);
+  const snap = tables.find((t) => t.includes('.snapshot()'))!;
+  assert.match(snap, /\nSnapshot taken \(see tracing\/snapshot\)\.  Details:\n\ttriggering value \{ onmax\(\$lat2\) \}: +\d{4,}\n\ttriggered by event with key: \{ worker: +2 \}\n/);
+  // The snapshot holds what led up to the new maximum: its last event is the end of id 21.
+  const last = tracer.read('snapshot').split('\n').filter((l) => l && !l.startsWith('#')).at(-1)!;
+  assert.match(last, /end: worker=2 id=21 route=\/worst/);
 });

@@ -68,6 +68,20 @@ export interface HistSpec {
   clear: boolean;
   vars: HistVar[];
   actions: HistAction[];
+  /** `onmax($var)` / `onchange($var)` with `.save(fields…)` or `.snapshot()`. */
+  trackers: HistTracker[];
+}
+
+export interface HistTracker {
+  handler: 'onmax' | 'onchange';
+  variable: string;
+  action: 'save' | 'snapshot';
+  /** save(): this event's fields, kept with the value that set the max (or changed). */
+  fields: string[];
+  /** Set by resolveHist(): which saved fields are strings. */
+  strings?: boolean[];
+  text: string;
+  pos: number;
 }
 
 export class HistError extends Error {
@@ -114,7 +128,7 @@ function list(value: string, at: number, allowHitcount: boolean): HistField[] {
 
 /** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
 export function parseHist(param: string, offset: number): HistSpec {
-  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [] };
+  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [], trackers: [] };
   let pos = offset;
   for (const token of param.split(':')) {
     const eq = token.indexOf('=');
@@ -175,12 +189,19 @@ export function parseHist(param: string, offset: number): HistSpec {
           spec.actions.push({ system: action[1]!, event: action[2]!, synth, args: args ? args.split(',') : [], text: token, pos });
           break;
         }
+        const tracker = /^(onmax|onchange)\(\$([A-Za-z_]\w*)\)\.(save\(([^)]*)\)|snapshot\(\))$/.exec(token);
+        if (tracker) {
+          const fields = tracker[4] ? tracker[4].split(',') : [];
+          if (tracker[3]!.startsWith('save') && fields.length === 0) throw new HistError('save() needs at least one field', pos);
+          spec.trackers.push({ handler: tracker[1] as 'onmax' | 'onchange', variable: tracker[2]!, action: tracker[3]!.startsWith('save') ? 'save' : 'snapshot', fields, text: token, pos });
+          break;
+        }
         if (eq > 0 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
           if (spec.vars.some((v) => v.name === key)) throw new HistError(`Variable already defined: ${key}`, pos);
           spec.vars.push({ name: key, expr: parseExpr(value, at), text: value, pos });
           break;
         }
-        if (/^on\w+\(/.test(token)) throw new HistError(`Unsupported action '${token}' (onmatch(...).trace(...) is supported)`, pos);
+        if (/^on\w+\(/.test(token)) throw new HistError(`Invalid action '${token}'`, pos);
         throw new HistError(`Invalid hist parameter '${key}'`, pos);
       }
     }
@@ -245,6 +266,14 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
     }
   };
   for (const v of spec.vars) resolveExpr(v.expr);
+  for (const t of spec.trackers) {
+    if (!spec.vars.some((v) => v.name === t.variable)) throw new HistError(`Couldn't find variable: $${t.variable}`, t.pos);
+    for (const f of t.fields) if (f !== 'common_pid' && !fields.some((x) => x.name === f)) throw new HistError(`Couldn't find field: ${f}`, t.pos);
+    t.strings = t.fields.map((f) => {
+      const kind = fields.find((x) => x.name === f)?.kind;
+      return kind === 'string' || kind === 'chars';
+    });
+  }
   for (const a of spec.actions) {
     for (const arg of a.args) {
       if (arg.startsWith('$')) {
@@ -268,7 +297,14 @@ function fieldText(f: HistField): string {
 export function histText(spec: HistSpec): string {
   const vals = ['hitcount', ...spec.vals.map(fieldText)].join(',');
   const sort = spec.sort.map((s) => `${s.name}${s.descending ? '.descending' : ''}`).join(',');
-  const vars = spec.vars.map((v) => `:${v.name}=${v.text}`).join('');
-  const actions = spec.actions.map((a) => `:${a.text}`).join('');
-  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${actions}`;
+  // Variables print as one comma list; a hist reading timestamps names its clock (the kernel's readback).
+  const vars = spec.vars.length ? `:${spec.vars.map((v) => `${v.name}=${v.text}`).join(',')}` : '';
+  const clock = usesTimestamp(spec) ? ':clock=global' : '';
+  const actions = [...spec.actions, ...spec.trackers].map((a) => `:${a.text}`).join('');
+  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${clock}${actions}`;
+}
+
+function usesTimestamp(spec: HistSpec): boolean {
+  const inExpr = (e: HistExpr): boolean => (e.kind === 'field' ? e.field.name === 'common_timestamp' : e.kind === 'op' ? inExpr(e.a) || inExpr(e.b) : false);
+  return [...spec.keys, ...spec.vals].some((f) => f.name === 'common_timestamp') || spec.vars.some((v) => inExpr(v.expr));
 }

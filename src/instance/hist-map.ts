@@ -12,13 +12,19 @@
 import type { HistField, HistSpec } from '../events/hist.js';
 
 const STRING_KEY = 64;
+const SAVED_STRING = 32;
 const H_ENTRIES = 0;
 const H_PAUSED = 1;
-const HEADER = 32; // bytes: 2 i32 words, then hits and drops as i64 at 16 and 24
+// Bytes: i32 entries and paused; i64 hits (2), drops (3), the snapshot trackers' global max
+// (4), its set-flag (5) and the slot that set it (6).
+const HEADER = 56;
 
 export interface HistReadEntry {
   keys: (bigint | string)[];
   vals: bigint[];
+  /** Per onmax/onchange tracker: its value (null before the first) and the fields saved with it. */
+  tracked: { value: bigint | null; saved: (bigint | string)[] }[];
+  slot: number;
 }
 
 export class HistMap {
@@ -33,6 +39,9 @@ export class HistMap {
   private readonly keyWidths: number[];
   private readonly nvals: number;
   private readonly nvars: number;
+  /** Byte offset of each tracker's area within a slot's tail, and the saved fields' widths. */
+  private readonly trackers: { at: number; widths: number[] }[] = [];
+  private readonly trackBytes: number;
   private readonly scratch: Uint8Array;
   private readonly scratchView: DataView;
 
@@ -43,7 +52,14 @@ export class HistMap {
     this.keyBytes = this.keyWidths.reduce((a, b) => a + b, 0);
     this.nvals = 1 + spec.vals.length;
     this.nvars = spec.vars.length;
-    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals + (this.nvars ? 8 * (this.nvars + 1) : 0);
+    let track = 0;
+    for (const t of spec.trackers) {
+      const widths = t.fields.map((_, i) => (t.strings?.[i] ? SAVED_STRING : 8));
+      this.trackers.push({ at: track, widths });
+      track += 16 + widths.reduce((a, b) => a + b, 0);
+    }
+    this.trackBytes = track;
+    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals + (this.nvars ? 8 * (this.nvars + 1) : 0) + this.trackBytes;
     this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotBytes);
     this.i32 = new Int32Array(this.sab);
     this.i64 = new BigInt64Array(this.sab);
@@ -94,6 +110,55 @@ export class HistMap {
       Atomics.store(this.i64, v0 + this.nvals + i, v);
       Atomics.or(this.i64, flags, 1n << BigInt(i));
     }
+  }
+
+  /** Byte offset of tracker `t`'s area in the slot at `base`. */
+  private trackerAt(base: number, t: number): number {
+    return this.slotBytes - this.trackBytes + this.trackers[t]!.at + base;
+  }
+
+  /**
+   * onmax/onchange: compare `value` with what tracker `t` holds for these keys; on a new max (a
+   * change), keep it and the saved fields. Returns whether it was kept. With `global`, also
+   * whether it is a new maximum over all keys (for snapshot()).
+   */
+  track(keys: (number | bigint | string)[], t: number, value: bigint, onmax: boolean, saved: (bigint | string)[], global: boolean): { kept: boolean; globalMax: boolean } {
+    const base = this.slot(keys, false);
+    if (base < 0) return { kept: false, globalMax: false };
+    const at = this.trackerAt(base, t);
+    const i = at >> 3;
+    const set = Atomics.load(this.i64, i + 1) !== 0n;
+    const current = Atomics.load(this.i64, i);
+    if (set && (onmax ? value <= current : value === current)) return { kept: false, globalMax: false };
+    Atomics.store(this.i64, i, value);
+    Atomics.store(this.i64, i + 1, 1n);
+    let off = at + 16;
+    const dv = new DataView(this.sab);
+    this.trackers[t]!.widths.forEach((w, k) => {
+      const v = saved[k]!;
+      if (w === SAVED_STRING) {
+        this.u8.fill(0, off, off + w);
+        this.u8.set(Buffer.from(String(v), 'utf8').subarray(0, w - 1), off);
+      } else dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v as bigint)), true);
+      off += w;
+    });
+    let globalMax = false;
+    if (global) {
+      const gSet = Atomics.load(this.i64, 5) !== 0n;
+      if (!gSet || value > Atomics.load(this.i64, 4)) {
+        Atomics.store(this.i64, 4, value);
+        Atomics.store(this.i64, 5, 1n);
+        Atomics.store(this.i64, 6, BigInt(base));
+        globalMax = true;
+      }
+    }
+    return { kept: true, globalMax };
+  }
+
+  /** The snapshot trackers' record: the max that took a snapshot and the slot of its key. */
+  get snapshotMax(): { value: bigint; slot: number } | null {
+    if (Atomics.load(this.i64, 5) === 0n) return null;
+    return { value: Atomics.load(this.i64, 4), slot: Number(Atomics.load(this.i64, 6)) };
   }
 
   /** Variable `index` of the entry with these keys, or null when there is none or it was never set. */
@@ -172,7 +237,20 @@ export class HistMap {
       const v0 = this.valueIndex(base);
       const vals: bigint[] = [];
       for (let i = 0; i < this.nvals; i++) vals.push(Atomics.load(this.i64, v0 + i));
-      out.push({ keys, vals });
+      const tracked = this.trackers.map((tr, t) => {
+        const tat = this.trackerAt(base, t);
+        const value = Atomics.load(this.i64, (tat >> 3) + 1) !== 0n ? Atomics.load(this.i64, tat >> 3) : null;
+        let off = tat + 16;
+        const saved = tr.widths.map((w) => {
+          const v = w === SAVED_STRING
+            ? Buffer.from(this.u8.subarray(off, off + w).subarray(0, Math.max(0, this.u8.subarray(off, off + w).indexOf(0)))).toString('utf8')
+            : dv.getBigUint64(off, true);
+          off += w;
+          return v;
+        });
+        return { value, saved };
+      });
+      out.push({ keys, vals, tracked, slot: base });
     }
     return out;
   }
@@ -214,8 +292,7 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
     }
     return 0;
   });
-  const lines = entries.map((e) => {
-    const keys = spec.keys.map((f, i) => {
+  const keyText = (e: HistReadEntry) => spec.keys.map((f, i) => {
       const v = e.keys[i]!;
       if (typeof v === 'string') return `${f.name}: ${v.padEnd(50)}`;
       switch (f.modifier) {
@@ -225,12 +302,28 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
         case 'buckets': return `${f.name}: ~ ${v}-${v + BigInt(f.buckets) - 1n}`;
         default: return `${f.name}: ${String(v).padStart(10)}`;
       }
-    });
+    }).join(', ');
+  const lines = entries.map((e) => {
     const vals = spec.vals.map((f, i) => {
       const v = e.vals[i + 1]!;
       return f.modifier === 'hex' ? `  ${f.name}: ${v.toString(16).padStart(10)}` : `  ${f.name}: ${String(v).padStart(10)}`;
     });
-    return `{ ${keys.join(', ')} } hitcount: ${String(e.vals[0]!).padStart(10)}${vals.join('')}\n`;
+    // onmax/onchange: `\n\tmax: N` and the saved fields (strings %-32s, numbers %10llu), as track_data_print().
+    const tracked = spec.trackers.map((t, i) => {
+      const tr = e.tracked[i]!;
+      const head = `\n\t${t.handler === 'onmax' ? 'max' : 'changed'}: ${String(tr.value ?? 0n).padStart(10)}`;
+      if (t.action === 'snapshot') return head;
+      return head + t.fields.map((f, k) => {
+        const v = tr.saved[k]!;
+        return typeof v === 'string' ? `  ${f}: ${v.padEnd(32)}` : `  ${f}: ${String(v).padStart(10)}`;
+      }).join('');
+    });
+    return `{ ${keyText(e)} } hitcount: ${String(e.vals[0]!).padStart(10)}${vals.join('')}${tracked.join('')}\n`;
   });
-  return `# event histogram\n#\n# trigger info: ${info.replace(/\n$/, '')}\n#\n\n${lines.join('')}\nTotals:\n    Hits: ${map.hits}\n    Entries: ${entries.length}\n    Dropped: ${map.drops}\n`;
+  const snap = spec.trackers.find((t) => t.action === 'snapshot');
+  const taken = snap ? map.snapshotMax : null;
+  const snapshot = snap && taken
+    ? `\nSnapshot taken (see tracing/snapshot).  Details:\n\ttriggering value { ${snap.handler}($${snap.variable}) }: ${String(taken.value).padStart(10)}\n\ttriggered by event with key: { ${keyText(entries.find((x) => x.slot === taken.slot) ?? entries[0]!)} }\n`
+    : '';
+  return `# event histogram\n#\n# trigger info: ${info.replace(/\n$/, '')}\n#\n\n${lines.join('')}${snapshot}\nTotals:\n    Hits: ${map.hits}\n    Entries: ${entries.length}\n    Dropped: ${map.drops}\n`;
 }

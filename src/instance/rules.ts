@@ -364,6 +364,7 @@ export class InstanceRules {
       map = new HistMap(hs);
       map.paused = hs.pause;
     }
+    if (hs.trackers.some((t) => t.action === 'snapshot')) this.host.allocateSnapshot();
     // A variable this hist reads from itself points at its own table.
     for (const ref of refs) if (ref.event === event && ref.sab.byteLength === 0) ref.sab = map.sab;
     r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths } });

@@ -350,7 +350,7 @@ export class ThreadContext {
         };
         break;
       case 'hist':
-        fire = this.histFire(plan, type);
+        fire = this.histFire(plan, type, slot);
         break;
       default: {
         const on = plan.command === 'enable_event';
@@ -365,7 +365,7 @@ export class ThreadContext {
   }
 
   /** A hist trigger: the keys and values of each hit, into the table every thread shares. */
-  private histFire(plan: TriggerPlan, type: EventType): (p: any) => void {
+  private histFire(plan: TriggerPlan, type: EventType, slot: number): (p: any) => void {
     const spec = parseHist(plan.hist!.param, 0);
     resolveHist(spec, fieldsOf(type));
     const map = new HistMap(spec, plan.hist!.sab);
@@ -440,6 +440,19 @@ export class ThreadContext {
         synth.emit(payload as never);
       };
     });
+    // onmax/onchange: the tracked variable, and the fields save() keeps with a new value.
+    const { control } = this;
+    const trackers = spec.trackers.map((t, i) => {
+      const index = spec.vars.findIndex((v) => v.name === t.variable);
+      const fields = t.fields.map((f) => (f === 'common_pid' ? () => pid : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
+      return (p: any, k: (bigint | string)[], own: (bigint | null)[]) => {
+        const v = own[index];
+        if (v === null || v === undefined) return;
+        const { globalMax } = map.track(k, i, v, t.handler === 'onmax', fields.map((f) => f(p)), t.action === 'snapshot');
+        // snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
+        if (globalMax && control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
+      };
+    });
     return (p) => {
       if (map.paused) return;
       const ts = BigInt(monoNow());
@@ -448,6 +461,7 @@ export class ThreadContext {
       for (const v of vars) own.push(v(p, ts, k, own));
       map.add(k, vals.map((v) => v(p, ts) as bigint), own);
       for (const act of actions) act(p, ts, own);
+      for (const track of trackers) track(p, k, own);
     };
   }
 
