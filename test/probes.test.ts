@@ -114,6 +114,12 @@ test('removal: EBUSY while enabled or triggered, then the original function is b
     tracer.write('events/app/add/trigger', 'traceoff');
     assert.throws(() => tracer.append('dynamic_events', '-:add'), code('EBUSY'), 'soft-enabled by a trigger');
     tracer.write('events/app/add/trigger', '!traceoff');
+    // Aimed at by another event's enable_event trigger: soft mode, in use too.
+    tracer.defineEvent('other', 'ev', { x: 'u32' });
+    tracer.mkdir('instances/side');
+    tracer.write('instances/side/events/other/ev/trigger', 'enable_event:app:add');
+    assert.throws(() => tracer.append('dynamic_events', '-:add'), code('EBUSY'), 'soft-enabled in another instance');
+    tracer.write('instances/side/events/other/ev/trigger', '!enable_event:app:add');
     const held = tracer.open('events/app/add/format');
     tracer.append('dynamic_events', '-:add');
     assert.throws(() => held.read(), code('ENODEV'), 'an open file does not block removal, and answers ENODEV after it');

@@ -70,7 +70,8 @@ export class Tracer {
         const ev = main.defineEvent(system, name, fields, { print });
         return { type: ev.def, emit: (p) => ev.emit(p as never), enabled: () => ev.enabled };
       },
-      inUse: (type) => [top, ...this.state.instances.values()].some((i) => control.isEnabled(i.slot, type.index) || control.isTriggered(i.slot, type.index)),
+      // Enabled, or in soft mode (triggers on it, or aimed at it by enable_event/disable_event), in any instance.
+      inUse: (type) => [top, ...this.state.instances.values()].some((i) => control.isEnabled(i.slot, type.index) || i.rules.isSoft(type.index)),
       hide: (type, hidden) => registry.hide(type.index, hidden),
       logError: (location, command, text, pos) => top.rules.logEntry(location, command, text, pos),
       comm: name,
