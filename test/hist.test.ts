@@ -8,7 +8,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { Tracer } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tracer, TraceDatEvents, readTraceDatFile } from '../src/index.js';
 import type { TraceError } from '../src/errno.js';
 
 function setup() {
@@ -41,6 +44,21 @@ test('the hist file: header, one line per key sorted by hitcount, values named, 
     '',
   ].join('\n'));
   assert.equal(tracer.read('events/http/request/enable'), '0*\n', 'a hist trigger puts its event in soft mode');
+});
+
+test('sums and keys are the kernel\'s u64s: carries past 2^32, negative values wrap, odd inputs narrowed to the field', () => {
+  const { tracer, req, path, hist } = setup();
+  const big = tracer.defineEvent('app', 'big', { id: 'u64', n: 'u64' });
+  tracer.write('events/app/big/trigger', 'hist:keys=id:vals=n');
+  for (const n of [2 ** 32 - 1, 2 ** 32 - 1, 2, 2 ** 40]) big.emit({ id: 2 ** 40, n });
+  big.emit({ id: 2n ** 64n - 1n, n: 5n });
+  assert.match(tracer.read('events/app/big/hist'), /\{ id: 1099511627776 \} hitcount:          4  n: 1108101562368\n/);
+  assert.match(tracer.read('events/app/big/hist'), /\{ id: 18446744073709551615 \} hitcount:          1  n:          5\n/);
+  tracer.write(path, 'hist:keys=status:vals=delta');
+  // -3 and -4 add up to 2^64-7 (printed %llu, as the kernel); 70000 is 4464 as a u16; 200.7 is 200.
+  for (const [status, delta] of [[200, -3], [200, -4], [70000, 1], [200.7, 0]] as const) req.emit({ route: '/', status, bytes: 0, delta });
+  assert.match(hist(), /\{ status:        200 \} hitcount:          3  delta: 18446744073709551609\n/);
+  assert.match(hist(), /\{ status:       4464 \} hitcount:          1  delta:          1\n/);
 });
 
 test('modifiers, string keys, several keys, sort by a value descending, a second hist listed first', () => {
@@ -147,7 +165,7 @@ test('worker threads count into the same table', async () => {
   assert.match(text, /Hits: 10100\n/);
 });
 
-test('variables, onmatch and a synthetic event: a latency per key from a start and an end event', () => {
+test('variables, onmatch and a synthetic event: a latency per key from a start and an end event, equal to the records\' timestamps', async () => {
   const tracer = new Tracer({ env: {} });
   const start = tracer.defineEvent('app', 'start', { id: 'u32', route: 'string' });
   const end = tracer.defineEvent('app', 'end', { id: 'u32', route: 'string' });
@@ -159,6 +177,7 @@ test('variables, onmatch and a synthetic event: a latency per key from a start a
   assert.equal(tracer.read('events/app/end/trigger'), 'hist:keys=id:vals=hitcount:lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:clock=global:onmatch(app.start).trace(req_latency,$lat,route) [active]\n');
   tracer.write('events/synthetic/req_latency/trigger', 'hist:keys=route:vals=usecs');
   tracer.write('events/synthetic/req_latency/enable', '1');
+  tracer.write('events/app/enable', '1');
   const spin = (ms: number) => {
     const until = performance.now() + ms;
     while (performance.now() < until);
@@ -173,7 +192,26 @@ test('variables, onmatch and a synthetic event: a latency per key from a start a
   const lines = tracer.read('trace').split('\n').filter((l) => l.includes('req_latency:'));
   assert.equal(lines.length, 6, 'one synthetic event per matched end; none for an id never started');
   const lat = lines.map((l) => [/route=(\S+)/.exec(l)![1]!, Number(/usecs=(\d+)/.exec(l)![1])] as const);
-  for (const [route, us] of lat) assert.ok(route === '/slow' ? us >= 4000 : us >= 1000 && us < 4000, `${route} ${us}`);
+  for (const [route, us] of lat) assert.ok(route === '/slow' ? us >= 4000 : us >= 1000, `${route} ${us}`);
+  // By hand: common_timestamp is each record's timestamp, so usecs = end/1000 - start/1000 (floored) of the records.
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-hist-'));
+  try {
+    await tracer.saveTraceDat(join(dir, 'trace.dat'));
+    const events = new TraceDatEvents(await readTraceDatFile(join(dir, 'trace.dat')));
+    const startUs = new Map<number, number>();
+    const expected: number[] = [];
+    const got: number[] = [];
+    for (const r of events.records({ buffers: [''] })) {
+      const ev = r.event!;
+      const value = (name: string) => Number(ev.value(r, ev.field(name)!));
+      if (ev.name === 'start') startUs.set(value('id'), Math.floor(r.ts / 1000));
+      if (ev.name === 'end' && startUs.has(value('id'))) expected.push(Math.floor(r.ts / 1000) - startUs.get(value('id'))!);
+      if (ev.name === 'req_latency') got.push(value('usecs'));
+    }
+    assert.deepEqual(got, expected);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const hist = tracer.read('events/synthetic/req_latency/hist');
   assert.match(hist, /\{ route: \/slow +\} hitcount: +3  usecs: +\d{5}\n/);
   assert.match(hist, /\{ route: \/fast +\} hitcount: +3  usecs: +\d{4,}\n/);

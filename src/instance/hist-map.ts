@@ -1,13 +1,20 @@
 /**
- * The table a hist trigger aggregates into, shared by every thread (the kernel's tracing_map):
- * open addressing in a SharedArrayBuffer, twice as many slots as the trigger's size. A thread
- * claims an empty slot with compareExchange, writes the key, then marks it ready; sums are
- * Atomics.add on 64-bit words. At `size` entries, new keys are dropped and counted (Dropped).
- * Reading (the `hist` file) is done on the main thread from the same memory.
+ * The table a hist trigger aggregates into (the kernel's tracing_map), in two parts:
  *
- * Slot: state (0 empty, 1 being claimed, 2 ready), hash, key bytes, one i64 per value
- * (hitcount first), then one i64 per variable and a word of set-flags: variables (`ts0=…`) are
- * the last value assigned for that key, read by other hist triggers through lookup().
+ * - The key table, one SharedArrayBuffer every thread shares: open addressing, twice as many
+ *   slots as the trigger's size. A thread claims an empty slot with compareExchange, writes the
+ *   key, then marks it ready; finding a key already there takes plain reads only. At `size`
+ *   entries new keys are dropped and counted (Dropped). Variables (`ts0=…`, the last value
+ *   assigned for a key, read by other hist triggers) and onmax/onchange trackers live here too.
+ * - Counts, one lane per thread: hitcount and value sums as 64-bit words (two u32s) that only
+ *   that thread writes, with plain adds (an atomic add costs as much as the rest of a hit; the
+ *   kernel's per-CPU maps make the same trade). The main thread allocates each thread's lane
+ *   and the `hist` file adds the lanes up. A reader in another thread than the writer may catch
+ *   a sum between its two halves, off by 2^32 for that one read.
+ *
+ * Key slot: state (0 empty, 1 being claimed, 2 ready), hash, key words, then one i64 per
+ * variable and a word of set-flags, then the trackers. Lane: total hits, then per slot one
+ * 64-bit word per value (hitcount first).
  */
 import type { HistField, HistSpec } from '../events/hist.js';
 
@@ -15,9 +22,13 @@ const STRING_KEY = 64;
 const SAVED_STRING = 32;
 const H_ENTRIES = 0;
 const H_PAUSED = 1;
-// Bytes: i32 entries and paused; i64 hits (2), drops (3), the snapshot trackers' global max
-// (4), its set-flag (5) and the slot that set it (6).
-const HEADER = 56;
+// Bytes: i32 entries and paused; i64 drops (1), the snapshot trackers' global max (2), its
+// set-flag (3) and the slot that set it (4).
+const I64_DROPS = 1;
+const HEADER = 40;
+const TWO_32 = 4294967296;
+
+export type HistKey = number | bigint | string;
 
 export interface HistReadEntry {
   keys: (bigint | string)[];
@@ -31,25 +42,38 @@ export class HistMap {
   readonly sab: SharedArrayBuffer;
   readonly slots: number;
   readonly size: number;
+  /** Per thread (cpu), its counts; filled in by lanesFor() on the main thread. */
+  readonly lanes: SharedArrayBuffer[];
   private readonly i32: Int32Array;
   private readonly i64: BigInt64Array;
   private readonly u8: Uint8Array;
-  private readonly keyBytes: number;
-  private readonly slotBytes: number;
-  private readonly keyWidths: number[];
+  /** The key being looked up, as words; a thread sets it with setKey() before find(). */
+  private readonly key: Uint32Array;
+  private readonly keyBytes: Uint8Array;
+  private readonly keyAt: number[];
+  private readonly keyWords: number;
+  private readonly strings: boolean[];
+  /** Slot size in 32-bit words. */
+  private readonly slotWords: number;
   private readonly nvals: number;
   private readonly nvars: number;
   /** Byte offset of each tracker's area within a slot's tail, and the saved fields' widths. */
   private readonly trackers: { at: number; widths: number[] }[] = [];
   private readonly trackBytes: number;
-  private readonly scratch: Uint8Array;
-  private readonly scratchView: DataView;
 
-  constructor(spec: HistSpec, sab?: SharedArrayBuffer) {
+  constructor(spec: HistSpec, sab?: SharedArrayBuffer, lanes: SharedArrayBuffer[] = []) {
     this.size = spec.size;
     this.slots = spec.size * 2;
-    this.keyWidths = spec.keys.map((k) => (k.string ? STRING_KEY : 8));
-    this.keyBytes = this.keyWidths.reduce((a, b) => a + b, 0);
+    this.strings = spec.keys.map((k) => k.string === true);
+    this.keyAt = [];
+    let words = 0;
+    for (const s of this.strings) {
+      this.keyAt.push(words);
+      words += s ? STRING_KEY / 4 : 2;
+    }
+    this.keyWords = words;
+    this.key = new Uint32Array(words);
+    this.keyBytes = new Uint8Array(this.key.buffer);
     this.nvals = 1 + spec.vals.length;
     this.nvars = spec.vars.length;
     let track = 0;
@@ -59,17 +83,30 @@ export class HistMap {
       track += 16 + widths.reduce((a, b) => a + b, 0);
     }
     this.trackBytes = track;
-    this.slotBytes = 8 + Math.ceil(this.keyBytes / 8) * 8 + 8 * this.nvals + (this.nvars ? 8 * (this.nvars + 1) : 0) + this.trackBytes;
-    this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotBytes);
+    const keyPart = 8 + Math.ceil((words * 4) / 8) * 8;
+    this.slotWords = (keyPart + (this.nvars ? 8 * (this.nvars + 1) : 0) + this.trackBytes) / 4;
+    this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotWords * 4);
     this.i32 = new Int32Array(this.sab);
     this.i64 = new BigInt64Array(this.sab);
     this.u8 = new Uint8Array(this.sab);
-    this.scratch = new Uint8Array(this.keyBytes);
-    this.scratchView = new DataView(this.scratch.buffer);
+    this.lanes = lanes;
+  }
+
+  /** The lanes of threads 0..count-1, made where missing (main thread). */
+  lanesFor(count: number): SharedArrayBuffer[] {
+    while (this.lanes.length < count) this.lanes.push(new SharedArrayBuffer((2 + this.slots * this.nvals * 2) * 4));
+    return this.lanes;
+  }
+
+  /** The counts thread `cpu` writes. */
+  lane(cpu: number): Uint32Array {
+    const sab = this.lanes[cpu];
+    if (!sab) throw new Error(`hist table has no lane for thread ${cpu}`);
+    return new Uint32Array(sab);
   }
 
   get paused(): boolean {
-    return Atomics.load(this.i32, H_PAUSED) !== 0;
+    return this.i32[H_PAUSED] !== 0;
   }
 
   set paused(on: boolean) {
@@ -77,59 +114,143 @@ export class HistMap {
   }
 
   get hits(): bigint {
-    return Atomics.load(this.i64, 2);
+    let total = 0n;
+    for (const sab of this.lanes) total += readU64(new Uint32Array(sab), 0);
+    return total;
   }
 
   get drops(): bigint {
-    return Atomics.load(this.i64, 3);
+    return Atomics.load(this.i64, I64_DROPS);
   }
 
   /** Forget every entry and total (`:clear`). Not atomic against writers in other threads. */
   clear(): void {
     this.u8.fill(0, HEADER);
     Atomics.store(this.i32, H_ENTRIES, 0);
-    Atomics.store(this.i64, 2, 0n);
-    Atomics.store(this.i64, 3, 0n);
+    Atomics.store(this.i64, I64_DROPS, 0n);
+    for (const sab of this.lanes) new Uint32Array(sab).fill(0);
   }
 
-  /** Count one hit: `keys` as numbers/bigints or strings, `vals` to add (hitcount is implied); set `vars` given. */
-  add(keys: (number | bigint | string)[], vals: bigint[], vars: (bigint | null)[] = []): void {
-    Atomics.add(this.i64, 2, 1n);
-    const base = this.slot(keys, true);
-    if (base < 0) {
-      Atomics.add(this.i64, 3, 1n);
-      return;
+  /** Set key `k` of the key being looked up (a number or bigint as its u64 bits, or a string). */
+  setKey(k: number, v: HistKey): void {
+    const at = this.keyAt[k]!;
+    const key = this.key;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) {
+      key[at] = v;
+      key[at + 1] = Math.floor(v / TWO_32);
+    } else if (typeof v === 'string') {
+      key.fill(0, at, at + STRING_KEY / 4);
+      const bytes = Buffer.from(v, 'utf8');
+      this.keyBytes.set(bytes.subarray(0, STRING_KEY - 1), at * 4);
+    } else {
+      const u = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0)));
+      key[at] = Number(u & 0xffffffffn);
+      key[at + 1] = Number(u >> 32n);
     }
-    const v0 = this.valueIndex(base);
-    Atomics.add(this.i64, v0, 1n);
-    for (let i = 0; i < vals.length; i++) Atomics.add(this.i64, v0 + 1 + i, vals[i]!);
-    const flags = v0 + this.nvals + this.nvars;
+  }
+
+  setKeys(keys: HistKey[]): void {
+    for (let k = 0; k < keys.length; k++) this.setKey(k, keys[k]!);
+  }
+
+  /**
+   * The slot of the key set by setKey(): found, or claimed if `create` and there is room;
+   * -1 otherwise (a drop, counted, when creating).
+   */
+  find(create: boolean): number {
+    const key = this.key;
+    const n = this.keyWords;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
+    h ^= h >>> 15;
+    h |= 1; // never 0
+    const i32 = this.i32;
+    const words = this.slotWords;
+    const slots = this.slots;
+    let slot = (h & 0x7fffffff) % slots;
+    // Plain reads: a ready slot's hash and key never change until a clear. A key not seen
+    // (an empty slot reached) is looked for again with atomic reads before it is added.
+    for (let probe = 0; probe < slots; probe++) {
+      const base = (HEADER >> 2) + slot * words;
+      const state = i32[base];
+      if (state === 0) return create ? this.claim(h) : -1;
+      if (state === 2 && i32[base + 1] === h && this.sameKey(base + 2)) return slot;
+      if (state === 1) return this.claim(h);
+      if (++slot === slots) slot = 0;
+    }
+    return create ? this.claim(h) : -1;
+  }
+
+  private sameKey(at: number): boolean {
+    const i32 = this.i32;
+    const key = this.key;
+    for (let i = 0; i < this.keyWords; i++) if (i32[at + i] !== (key[i]! | 0)) return false;
+    return true;
+  }
+
+  /** find()'s slow half: look again with atomic reads, and claim an empty slot for the key. */
+  private claim(h: number): number {
+    const i32 = this.i32;
+    let slot = (h & 0x7fffffff) % this.slots;
+    for (let probe = 0; probe < this.slots; probe++) {
+      const base = (HEADER >> 2) + slot * this.slotWords;
+      let state = Atomics.load(i32, base);
+      if (state === 0) {
+        if (Atomics.load(i32, H_ENTRIES) >= this.size) break;
+        if (Atomics.compareExchange(i32, base, 0, 1) === 0) {
+          Atomics.store(i32, base + 1, h);
+          for (let i = 0; i < this.keyWords; i++) Atomics.store(i32, base + 2 + i, this.key[i]! | 0);
+          Atomics.add(i32, H_ENTRIES, 1);
+          Atomics.store(i32, base, 2);
+          return slot;
+        }
+        state = Atomics.load(i32, base);
+      }
+      while (state === 1) state = Atomics.load(i32, base);
+      if (Atomics.load(i32, base + 1) === h && this.sameKey(base + 2)) return slot;
+      if (++slot === this.slots) slot = 0;
+    }
+    Atomics.add(this.i64, I64_DROPS, 1n);
+    return -1;
+  }
+
+  /** Where value `v` (0: hitcount) of `slot` is in a lane. */
+  valueAt(slot: number, v: number): number {
+    return 2 + (slot * this.nvals + v) * 2;
+  }
+
+  /** Set the variables given (non-null) for the entry at `slot`. */
+  setVars(slot: number, vars: (bigint | null)[]): void {
+    const v0 = this.varIndex(slot);
+    const flags = v0 + this.nvars;
     for (let i = 0; i < vars.length; i++) {
       const v = vars[i];
       if (v === null || v === undefined) continue;
-      Atomics.store(this.i64, v0 + this.nvals + i, v);
+      Atomics.store(this.i64, v0 + i, v);
       Atomics.or(this.i64, flags, 1n << BigInt(i));
     }
   }
 
-  /** Byte offset of tracker `t`'s area in the slot at `base`. */
-  private trackerAt(base: number, t: number): number {
-    return this.slotBytes - this.trackBytes + this.trackers[t]!.at + base;
+  private varIndex(slot: number): number {
+    return (HEADER + slot * this.slotWords * 4 + 8 + Math.ceil((this.keyWords * 4) / 8) * 8) >> 3;
+  }
+
+  /** Byte offset of tracker `t`'s area in `slot`. */
+  private trackerAt(slot: number, t: number): number {
+    return HEADER + (slot + 1) * this.slotWords * 4 - this.trackBytes + this.trackers[t]!.at;
   }
 
   /**
-   * onmax/onchange: compare `value` with what tracker `t` holds for these keys; on a new max (a
-   * change), keep it and the saved fields. Returns whether it was kept. With `global`, also
-   * whether it is a new maximum over all keys (for snapshot()).
+   * onmax/onchange: compare `value` with what tracker `t` holds for the entry at `slot`; on a
+   * new max (a change), keep it and the saved fields. Returns whether it is also a new maximum
+   * over all keys (for snapshot(), with `global`).
    */
-  track(keys: (number | bigint | string)[], t: number, value: bigint, onmax: boolean, saved: (bigint | string)[], global: boolean): { kept: boolean; globalMax: boolean } {
-    const base = this.slot(keys, false);
-    if (base < 0) return { kept: false, globalMax: false };
-    const at = this.trackerAt(base, t);
+  track(slot: number, t: number, value: bigint, onmax: boolean, saved: (bigint | string)[], global: boolean): boolean {
+    const at = this.trackerAt(slot, t);
     const i = at >> 3;
     const set = Atomics.load(this.i64, i + 1) !== 0n;
     const current = Atomics.load(this.i64, i);
-    if (set && (onmax ? value <= current : value === current)) return { kept: false, globalMax: false };
+    if (set && (onmax ? value <= current : value === current)) return false;
     Atomics.store(this.i64, i, value);
     Atomics.store(this.i64, i + 1, 1n);
     let off = at + 16;
@@ -142,103 +263,53 @@ export class HistMap {
       } else dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v as bigint)), true);
       off += w;
     });
-    let globalMax = false;
-    if (global) {
-      const gSet = Atomics.load(this.i64, 5) !== 0n;
-      if (!gSet || value > Atomics.load(this.i64, 4)) {
-        Atomics.store(this.i64, 4, value);
-        Atomics.store(this.i64, 5, 1n);
-        Atomics.store(this.i64, 6, BigInt(base));
-        globalMax = true;
-      }
-    }
-    return { kept: true, globalMax };
+    if (!global) return false;
+    if (Atomics.load(this.i64, 3) !== 0n && value <= Atomics.load(this.i64, 2)) return false;
+    Atomics.store(this.i64, 2, value);
+    Atomics.store(this.i64, 3, 1n);
+    Atomics.store(this.i64, 4, BigInt(slot));
+    return true;
   }
 
   /** The snapshot trackers' record: the max that took a snapshot and the slot of its key. */
   get snapshotMax(): { value: bigint; slot: number } | null {
-    if (Atomics.load(this.i64, 5) === 0n) return null;
-    return { value: Atomics.load(this.i64, 4), slot: Number(Atomics.load(this.i64, 6)) };
+    if (Atomics.load(this.i64, 3) === 0n) return null;
+    return { value: Atomics.load(this.i64, 2), slot: Number(Atomics.load(this.i64, 4)) };
   }
 
   /** Variable `index` of the entry with these keys, or null when there is none or it was never set. */
-  readVar(keys: (number | bigint | string)[], index: number): bigint | null {
-    const base = this.slot(keys, false);
-    if (base < 0) return null;
-    const v0 = this.valueIndex(base);
-    if ((Atomics.load(this.i64, v0 + this.nvals + this.nvars) & (1n << BigInt(index))) === 0n) return null;
-    return Atomics.load(this.i64, v0 + this.nvals + index);
+  readVar(keys: HistKey[], index: number): bigint | null {
+    this.setKeys(keys);
+    const slot = this.find(false);
+    if (slot < 0) return null;
+    const v0 = this.varIndex(slot);
+    if ((Atomics.load(this.i64, v0 + this.nvars) & (1n << BigInt(index))) === 0n) return null;
+    return Atomics.load(this.i64, v0 + index);
   }
 
-  private valueIndex(base: number): number {
-    return (base + 8 + Math.ceil(this.keyBytes / 8) * 8) >> 3;
-  }
-
-  /** The slot of these keys (its byte offset): found, or claimed if `create` and there is room; -1 otherwise. */
-  private slot(keys: (number | bigint | string)[], create: boolean): number {
-    const s = this.scratch;
-    s.fill(0);
-    let at = 0;
-    for (let k = 0; k < keys.length; k++) {
-      const v = keys[k]!;
-      if (typeof v === 'string') {
-        const bytes = Buffer.from(v, 'utf8');
-        s.set(bytes.subarray(0, STRING_KEY - 1), at);
-      } else {
-        this.scratchView.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
-      }
-      at += this.keyWidths[k]!;
-    }
-    let h = 0x811c9dc5;
-    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s[i]!, 0x01000193);
-    h |= 1; // never 0
-    for (let probe = 0; probe < this.slots; probe++) {
-      const slot = ((h >>> 0) + probe) % this.slots;
-      const base = HEADER + slot * this.slotBytes;
-      const stateIndex = base >> 2;
-      let state = Atomics.load(this.i32, stateIndex);
-      if (state === 0) {
-        if (!create || Atomics.load(this.i32, H_ENTRIES) >= this.size) return -1;
-        if (Atomics.compareExchange(this.i32, stateIndex, 0, 1) === 0) {
-          Atomics.store(this.i32, stateIndex + 1, h);
-          this.u8.set(s, base + 8);
-          Atomics.add(this.i32, H_ENTRIES, 1);
-          Atomics.store(this.i32, stateIndex, 2);
-          return base;
-        }
-        state = Atomics.load(this.i32, stateIndex);
-      }
-      while (state === 1) state = Atomics.load(this.i32, stateIndex);
-      if (Atomics.load(this.i32, stateIndex + 1) !== h) continue;
-      let same = true;
-      for (let i = 0; i < s.length && same; i++) same = this.u8[base + 8 + i] === s[i];
-      if (same) return base;
-    }
-    return -1;
-  }
-
-  /** Every ready entry. */
+  /** Every ready entry, its counts added up over the lanes. */
   entries(): HistReadEntry[] {
     const out: HistReadEntry[] = [];
     const dv = new DataView(this.sab);
+    const lanes = this.lanes.map((sab) => new Uint32Array(sab));
     for (let slot = 0; slot < this.slots; slot++) {
-      const base = HEADER + slot * this.slotBytes;
+      const base = HEADER + slot * this.slotWords * 4;
       if (Atomics.load(this.i32, base >> 2) !== 2) continue;
-      const keys: (bigint | string)[] = [];
-      let at = base + 8;
-      for (const w of this.keyWidths) {
-        if (w === STRING_KEY) {
-          const bytes = this.u8.subarray(at, at + w);
-          const nul = bytes.indexOf(0);
-          keys.push(Buffer.from(bytes.subarray(0, nul < 0 ? w : nul)).toString('utf8'));
-        } else keys.push(dv.getBigUint64(at, true));
-        at += w;
-      }
-      const v0 = this.valueIndex(base);
+      const keys = this.strings.map((isString, k): bigint | string => {
+        const at = base + 8 + this.keyAt[k]! * 4;
+        if (!isString) return dv.getBigUint64(at, true);
+        const bytes = this.u8.subarray(at, at + STRING_KEY);
+        const nul = bytes.indexOf(0);
+        return Buffer.from(bytes.subarray(0, nul < 0 ? STRING_KEY : nul)).toString('utf8');
+      });
       const vals: bigint[] = [];
-      for (let i = 0; i < this.nvals; i++) vals.push(Atomics.load(this.i64, v0 + i));
+      for (let v = 0; v < this.nvals; v++) {
+        let sum = 0n;
+        for (const lane of lanes) sum += readU64(lane, this.valueAt(slot, v));
+        vals.push(BigInt.asUintN(64, sum));
+      }
       const tracked = this.trackers.map((tr, t) => {
-        const tat = this.trackerAt(base, t);
+        const tat = this.trackerAt(slot, t);
         const value = Atomics.load(this.i64, (tat >> 3) + 1) !== 0n ? Atomics.load(this.i64, tat >> 3) : null;
         let off = tat + 16;
         const saved = tr.widths.map((w) => {
@@ -250,10 +321,27 @@ export class HistMap {
         });
         return { value, saved };
       });
-      out.push({ keys, vals, tracked, slot: base });
+      out.push({ keys, vals, tracked, slot });
     }
     return out;
   }
+}
+
+/** Add `v` (an integer) to the u64 at `at` of a lane, wrapping as the kernel's u64 sums. */
+export function laneAdd(lane: Uint32Array, at: number, v: number | bigint): void {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) {
+    const lo = lane[at]! + (v >>> 0);
+    lane[at] = lo;
+    lane[at + 1] = lane[at + 1]! + Math.floor(v / TWO_32) + (lo >= TWO_32 ? 1 : 0);
+    return;
+  }
+  const u = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0)));
+  laneAdd(lane, at, Number(u & 0xffffffffn));
+  lane[at + 1] = lane[at + 1]! + Number(u >> 32n);
+}
+
+function readU64(lane: Uint32Array, at: number): bigint {
+  return (BigInt(lane[at + 1]!) << 32n) | BigInt(lane[at]!);
 }
 
 /** Key value for a field after its modifier, as the kernel computes it. */
@@ -326,4 +414,65 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
     ? `\nSnapshot taken (see tracing/snapshot).  Details:\n\ttriggering value { ${snap.handler}($${snap.variable}) }: ${String(taken.value).padStart(10)}\n\ttriggered by event with key: { ${keyText(entries.find((x) => x.slot === taken.slot) ?? entries[0]!)} }\n`
     : '';
   return `# event histogram\n#\n# trigger info: ${info.replace(/\n$/, '')}\n#\n\n${lines.join('')}${snapshot}\nTotals:\n    Hits: ${map.hits}\n    Entries: ${entries.length}\n    Dropped: ${map.drops}\n`;
+}
+
+/**
+ * A hist field's value in a payload: an integer number cut to the field's width (a bigint
+ * when it needs more than 53 bits), or a string; common_pid and common_timestamp from the hit.
+ */
+export function fieldGetter(f: HistField, pid: number): (p: any, ts: number) => HistKey {
+  if (f.name === 'common_pid') return () => pid;
+  if (f.name === 'common_timestamp') return f.modifier === 'usecs' ? (_p, ts) => Math.floor(ts / 1000) : (_p, ts) => ts;
+  const layout = f.layout!;
+  const name = layout.name;
+  if (f.string) return (p) => String(p[name] ?? '');
+  const bits = layout.size * 8;
+  const big = (v: unknown): HistKey => {
+    const n = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0));
+    const cut = layout.signed ? BigInt.asIntN(bits, n) : BigInt.asUintN(bits, n);
+    return cut >= -0x1fffffffffffffn && cut <= 0x1fffffffffffffn ? Number(cut) : cut;
+  };
+  if (bits === 64) {
+    return (p) => {
+      const v = p[name];
+      return typeof v === 'number' && Number.isSafeInteger(v) ? v : big(v);
+    };
+  }
+  const shift = 32 - bits;
+  if (layout.signed) {
+    return (p) => {
+      const v = p[name];
+      return typeof v === 'number' ? (v << shift) >> shift : big(v);
+    };
+  }
+  return (p) => {
+    const v = p[name];
+    return typeof v === 'number' ? (v << shift) >>> shift : big(v);
+  };
+}
+
+/** A hist key's value: the field's, after its modifier. */
+export function keyGetter(f: HistField, pid: number): (p: any, ts: number) => HistKey {
+  const get = fieldGetter(f, pid);
+  if (f.modifier === 'log2') {
+    return (p, ts) => {
+      const v = get(p, ts);
+      return typeof v === 'number' && v >= 0 ? log2Bucket(v) : keyValue(f, BigInt(v));
+    };
+  }
+  if (f.modifier === 'buckets') {
+    const size = f.buckets;
+    return (p, ts) => {
+      const v = get(p, ts);
+      return typeof v === 'number' && v >= 0 ? Math.floor(v / size) * size : keyValue(f, BigInt(v));
+    };
+  }
+  return get;
+}
+
+/** ilog2(roundup_pow_of_two(v)) of a non-negative safe integer: the bit length of v - 1. */
+export function log2Bucket(v: number): number {
+  if (v <= 1) return 0;
+  const x = v - 1;
+  return x < TWO_32 ? 32 - Math.clz32(x) : 64 - Math.clz32(Math.floor(x / TWO_32));
 }

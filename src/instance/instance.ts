@@ -94,6 +94,7 @@ export class Instance {
       publish: (u) => {
         for (const t of threads) t.deliver?.(u);
       },
+      threadCount: () => threads.length,
       allocateSnapshot: () => this.allocateSnapshot(),
       now: () => monoNow(),
       thread: { cpu: 0, pid: process.pid, comm: main.name },

@@ -36,7 +36,7 @@ export interface TriggerPlan {
   count: Int32Array;
   filter: string | null;
   /** hist: the spec text and the shared table (hist-map.ts); where its `$var`s come from; what its actions write. */
-  hist?: { param: string; sab: SharedArrayBuffer; refs: HistRef[]; synths: number[] };
+  hist?: { param: string; sab: SharedArrayBuffer; lanes: SharedArrayBuffer[]; refs: HistRef[]; synths: number[] };
 }
 
 /** A `$var` a hist trigger reads: the hist that assigns it (its event, spec, table) and which of its variables. */
@@ -147,6 +147,8 @@ export interface RulesHost {
   registry: EventRegistry;
   /** Send an update to every thread writing this instance. */
   publish(update: RulesUpdate): void;
+  /** Threads writing this instance (their cpu numbers are below it): each gets a lane in every hist table. */
+  threadCount(): number;
   allocateSnapshot(): void;
   /** Timestamp for error_log, in ns. */
   now(): number;
@@ -446,7 +448,7 @@ export class InstanceRules {
       filter: r.filterActive,
       triggers: r.triggers.map((t) => ({
         command: t.spec.command, target: t.target, count: t.count, filter: t.spec.filter,
-        hist: t.hist ? { param: t.spec.hist!.param, sab: t.hist.map.sab, refs: t.hist.refs, synths: t.hist.synths } : undefined,
+        hist: t.hist ? { param: t.spec.hist!.param, sab: t.hist.map.sab, lanes: t.hist.map.lanesFor(this.host.threadCount()), refs: t.hist.refs, synths: t.hist.synths } : undefined,
       })),
     };
   }

@@ -16,8 +16,9 @@ import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
 import { compileOrNull, fieldsOf, type RulesUpdate, type TriggerPlan } from './rules.js';
-import { parseHist, resolveHist, type HistExpr, type HistField } from '../events/hist.js';
-import { HistMap, keyValue } from './hist-map.js';
+import { parseHist, resolveHist, type HistExpr } from '../events/hist.js';
+import { HistMap, fieldGetter, keyGetter, type HistKey } from './hist-map.js';
+import { compileHistFire } from './hist-fire.js';
 
 /** A ring handed to a thread: for instance slot `instance`, buffer set `set` (live or spare), `sab` null to remove. */
 export interface RingUpdate {
@@ -36,8 +37,8 @@ interface Trigger {
   cond: Predicate | null;
   /** Runs after the record is committed (traceoff, stacktrace), as the kernel's post-triggers. */
   post: boolean;
-  /** hist needs the record's values; the others only that it fired. */
-  fire: (p: any) => void;
+  /** hist needs the record's values and timestamp (mono ns, -1 when not recorded); the others only that it fired. */
+  fire: (p: any, ts: number) => void;
 }
 
 /** A (instance, event)'s filter and triggers, compiled for this thread. */
@@ -144,7 +145,7 @@ function buildEmit<F extends FieldSpec>(ev: TraceEvent<F>, thread: ThreadContext
   if (generation === 0) return;
   const w = ev.single;
   if (w === null || generation !== ev.built) {
-    thread.write(ev, p);
+    thread.write(ev, p, generation);
     return;
   }${filtered ? '\n  if (!ev.filter(p)) return;' : ''}
   const ts = ev.singleCounter ? counterNow(words, ${I_COUNTER}) : monoNow();
@@ -208,9 +209,12 @@ export class ThreadContext {
     return ev as TraceEvent<F>;
   }
 
-  /** The slow half of emit(): the event is recorded or triggered somewhere; filter, write, run triggers. */
-  write(ev: TraceEvent<any>, p: unknown): void {
-    if (this.control.generation !== this.generation) this.refresh();
+  /**
+   * The slow half of emit(): the event is recorded or triggered somewhere; filter, write, run
+   * triggers. `generation` is the event's active word, which emit() just read.
+   */
+  write(ev: TraceEvent<any>, p: unknown, generation: number): void {
+    if (generation !== this.generation) this.refresh();
     const sinks = ev.sinks;
     const count = sinks.length;
     if (count === 0) return;
@@ -220,7 +224,7 @@ export class ThreadContext {
     for (let i = 0; i < count; i++) {
       const s = sinks[i]!;
       const rules = s.rules;
-      if (rules !== null && !rules.late) runTriggers(rules.triggers, p, false);
+      if (rules !== null && !rules.late) runTriggers(rules.triggers, p, false, -1);
       if (s.record && (s.filter === null || s.filter(p))) {
         if (aligned < 0) aligned = (def.size(p, ev.lens) + 3) & ~3;
         const ts = s.clock === CLOCK_COUNTER ? counterNow(this.i32, I_COUNTER) : mono < 0 ? (mono = monoNow()) : mono;
@@ -232,8 +236,9 @@ export class ThreadContext {
         }
       }
       if (rules !== null && rules.late) {
-        runTriggers(rules.triggers, p, false);
-        runTriggers(rules.triggers, p, true);
+        // The record's own timestamp is the hist's common_timestamp, as in the kernel.
+        runTriggers(rules.triggers, p, false, mono);
+        runTriggers(rules.triggers, p, true, mono);
       }
     }
   }
@@ -269,8 +274,8 @@ export class ThreadContext {
     if (rules) {
       // The record's buf: the text as stored, with the newline the marker adds.
       const p = { ip: 0, buf: `${Buffer.from(text.subarray(0, count)).toString('utf8')}${newline ? '\n' : ''}` };
-      runTriggers(rules.triggers, p, false);
-      runTriggers(rules.triggers, p, true);
+      runTriggers(rules.triggers, p, false, clock === CLOCK_COUNTER ? -1 : ts);
+      runTriggers(rules.triggers, p, true, clock === CLOCK_COUNTER ? -1 : ts);
     }
     return count;
   }
@@ -324,7 +329,7 @@ export class ThreadContext {
     const { control } = this;
     const count = plan.count;
     const cond = compileOrNull(plan.filter, type, this);
-    let fire: (p: any) => void;
+    let fire: (p: any, ts: number) => void;
     let post = false;
     switch (plan.command) {
       case 'traceon':
@@ -364,33 +369,16 @@ export class ThreadContext {
     return { cond, post, fire };
   }
 
-  /** A hist trigger: the keys and values of each hit, into the table every thread shares. */
-  private histFire(plan: TriggerPlan, type: EventType, slot: number): (p: any) => void {
+  /**
+   * A hist trigger: the counts of each hit go through the code compileHistFire() makes for it
+   * (hist-fire.ts); variables, onmatch actions and onmax/onchange trackers run after them.
+   */
+  private histFire(plan: TriggerPlan, type: EventType, slot: number): (p: any, ts: number) => void {
     const spec = parseHist(plan.hist!.param, 0);
     resolveHist(spec, fieldsOf(type));
-    const map = new HistMap(spec, plan.hist!.sab);
-    const pid = BigInt(this.pid);
-    const value = (f: HistField): ((p: any, ts: bigint) => bigint | string) => {
-      if (f.name === 'common_pid') return () => pid;
-      if (f.name === 'common_timestamp') return f.modifier === 'usecs' ? (_p, ts) => ts / 1000n : (_p, ts) => ts;
-      const layout = f.layout!;
-      const name = layout.name;
-      if (f.string) return (p) => String(p[name] ?? '');
-      const bits = layout.size * 8;
-      return (p) => {
-        const v = p[name];
-        const n = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0));
-        return layout.signed ? BigInt.asIntN(bits, n) : BigInt.asUintN(bits, n);
-      };
-    };
-    const keys = spec.keys.map((f) => {
-      const get = value(f);
-      return (p: any, ts: bigint) => {
-        const v = get(p, ts);
-        return typeof v === 'string' ? v : keyValue(f, v);
-      };
-    });
-    const vals = spec.vals.map(value);
+    const map = new HistMap(spec, plan.hist!.sab, plan.hist!.lanes);
+    const pid = this.pid;
+    const keys = spec.keys.map((f) => keyGetter(f, pid));
     // Variables: their expressions over fields, common_timestamp and `$var`s read from the
     // table of the hist that assigns them, for the same key.
     const sources = plan.hist!.refs.map((r) => {
@@ -400,16 +388,16 @@ export class ThreadContext {
       resolveHist(sourceSpec, fieldsOf(sourceType));
       return { name: r.name, map: new HistMap(sourceSpec, r.sab), index: r.index };
     });
-    type Eval = (p: any, ts: bigint, k: (bigint | string)[], own: (bigint | null)[]) => bigint | null;
+    type Eval = (p: any, ts: number, k: HistKey[], own: (bigint | null)[]) => bigint | null;
     const compile = (e: HistExpr): Eval => {
       if (e.kind === 'field') {
-        const get = value(e.field);
-        return (p, ts) => get(p, ts) as bigint;
+        const get = fieldGetter(e.field, pid);
+        return (p, ts) => BigInt(get(p, ts) as number | bigint);
       }
       if (e.kind === 'ref') {
         const own = spec.vars.findIndex((v) => v.name === e.name);
         const src = sources.find((x) => x.name === e.name)!;
-        return own >= 0 ? (_p, _ts, _k, vars) => vars[own] ?? src.map.readVar(_k, src.index) : (_p, _ts, k) => src.map.readVar(k, src.index);
+        return own >= 0 ? (_p, _ts, k, vars) => vars[own] ?? src.map.readVar(k, src.index) : (_p, _ts, k) => src.map.readVar(k, src.index);
       }
       const a = compile(e.a);
       const b = compile(e.b);
@@ -425,15 +413,14 @@ export class ThreadContext {
       const args = a.args.map((arg) => {
         if (arg.startsWith('$')) {
           const index = spec.vars.findIndex((v) => `$${v.name}` === arg);
-          return (_p: any, _ts: bigint, own: (bigint | null)[]) => own[index] ?? null;
+          return (_p: any, own: (bigint | null)[]) => own[index] ?? null;
         }
-        const get = arg === 'common_pid' ? () => pid : (p: any) => p[arg];
-        return (p: any) => get(p) as unknown;
+        return arg === 'common_pid' ? () => pid : (p: any) => p[arg] as unknown;
       });
-      return (p: any, ts: bigint, own: (bigint | null)[]) => {
+      return (p: any, own: (bigint | null)[]) => {
         const payload: Record<string, unknown> = {};
         for (let j = 0; j < args.length; j++) {
-          const v = args[j]!(p, ts, own);
+          const v = args[j]!(p, own);
           if (v === null) return; // a variable never assigned for this key: no match
           payload[names[j]!] = v;
         }
@@ -444,25 +431,25 @@ export class ThreadContext {
     const { control } = this;
     const trackers = spec.trackers.map((t, i) => {
       const index = spec.vars.findIndex((v) => v.name === t.variable);
-      const fields = t.fields.map((f) => (f === 'common_pid' ? () => pid : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
-      return (p: any, k: (bigint | string)[], own: (bigint | null)[]) => {
+      const fields = t.fields.map((f) => (f === 'common_pid' ? () => BigInt(pid) : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
+      return (p: any, at: number, own: (bigint | null)[]) => {
         const v = own[index];
         if (v === null || v === undefined) return;
-        const { globalMax } = map.track(k, i, v, t.handler === 'onmax', fields.map((f) => f(p)), t.action === 'snapshot');
+        const globalMax = map.track(at, i, v, t.handler === 'onmax', fields.map((f) => f(p)), t.action === 'snapshot');
         // snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
         if (globalMax && control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
       };
     });
-    return (p) => {
-      if (map.paused) return;
-      const ts = BigInt(monoNow());
+    const rich = vars.length > 0 || actions.length > 0 || trackers.length > 0;
+    const rest = (p: any, ts: number, at: number) => {
       const k = keys.map((f) => f(p, ts));
       const own: (bigint | null)[] = [];
       for (const v of vars) own.push(v(p, ts, k, own));
-      map.add(k, vals.map((v) => v(p, ts) as bigint), own);
-      for (const act of actions) act(p, ts, own);
-      for (const track of trackers) track(p, k, own);
+      map.setVars(at, own);
+      for (const act of actions) act(p, own);
+      for (const track of trackers) track(p, at, own);
     };
+    return compileHistFire(spec, map, map.lane(this.cpu), this.pid, plan.hist!.param.includes('common_timestamp'), rich ? rest : null);
   }
 
   /** This thread's emitter for an event defined by index (a synthetic event written by an action). */
@@ -538,12 +525,12 @@ function take(count: Int32Array): boolean {
 }
 
 /** Run the post-triggers (`post`) or the others, newest first, each if its condition holds. */
-function runTriggers(triggers: Trigger[], p: unknown, post: boolean): void {
+function runTriggers(triggers: Trigger[], p: unknown, post: boolean, ts: number): void {
   for (let i = 0; i < triggers.length; i++) {
     const t = triggers[i]!;
     if (t.post !== post) continue;
     if (t.cond !== null && !t.cond(p)) continue;
-    t.fire(p);
+    t.fire(p, ts);
   }
 }
 
