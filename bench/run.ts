@@ -20,6 +20,7 @@ import { eventfsBench } from './eventfs.js';
 import { traceDatBench } from './tracedat.js';
 import { flightBench } from './flight.js';
 import { kmemBench } from './kmem.js';
+import { probeBench } from './probes.js';
 
 interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
@@ -142,6 +143,7 @@ async function main() {
   const dat = await traceDatBench(quick ? 1_000_000 : 10_000_000);
   const tree = await eventfsBench(quick ? [1, 10] : [1, 10, 100]);
   const flight = await flightBench(quick);
+  const probes = probeBench(quick);
   const kmem = await kmemBench(quick ? 40 : 200);
   const kmemLarge = quick ? null : await kmemBench(600);
   const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
@@ -206,6 +208,19 @@ async function main() {
     'snapshot swap independent of size (64 MB <= 2x 1 MB)': fl.swap64MBNs <= 2 * fl.swap1MBNs,
     'crash dump >= 500 MB/s': fl.dumpMBps >= 500,
   });
+  console.log('\nfunction probes (dynamic_events): ns per call of exports.add(a, b)\n');
+  console.log('| case | ns/call | over the plain call |');
+  console.log('|---|---:|---:|');
+  for (const [name, ns] of [['plain function', probes.plainNs], ['probe defined, event off (original in place)', probes.probedOffNs], ['entry probe, 2 s32 args, recorded', probes.entryNs], ['return probe, $retval, recorded', probes.returnNs], ['return probe feeding a hist trigger (not recorded)', probes.histNs]] as const) {
+    console.log(`| ${name} | ${ns.toFixed(1)} | +${(ns - probes.plainNs).toFixed(1)} |`);
+  }
+  console.log(`\nhist trigger keys=k:vals=v on a static event, not recorded: ${probes.histEventNs.toFixed(1)} ns per emit (${probes.eventOffNs.toFixed(1)} with the event off)`);
+  const clockNs = get('clock read: nftrace monoNow()');
+  Object.assign(checks, {
+    'probe with its event off <= 2 ns over the plain call': probes.probedOffNs - probes.plainNs <= 2,
+    'entry probe, 2 numeric args <= clock + 30 ns over the plain call': probes.entryNs - probes.plainNs <= clockNs + 30,
+    'hist trigger, 1 key + 1 val <= 40 ns per event': probes.histEventNs - probes.eventOffNs <= 40,
+  });
   console.log('\nnftrace kmem (the 5,000-event fixture replayed with shifted pointers; each run a process of its own, best of 3)\n');
   console.log('| input | events | events/s | peak RSS | trace-cmd report, same trace.dat |');
   console.log('|---|---:|---:|---:|---|');
@@ -224,7 +239,7 @@ async function main() {
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, kmem: { small: kmem, large: kmemLarge }, checks, sink }, null, 2));
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, probes, kmem: { small: kmem, large: kmemLarge }, checks, sink }, null, 2));
   console.log(`\nsaved ${out}`);
 }
 

@@ -88,8 +88,9 @@ test('$this fetches the receiver; a probe on an inherited method is removed with
   const { file, lib, tracer, lines, done } = setup();
   try {
     tracer.write('dynamic_events', `f:app/cget ${file}:Cache.prototype.get key=$arg1:string size=$this.data.size:u32`);
-    assert.ok(Object.hasOwn(lib.Cache.prototype, 'get'), 'the wrapper sits on Cache.prototype');
+    assert.ok(!Object.hasOwn(lib.Cache.prototype, 'get'), 'not enabled: nothing is patched');
     tracer.write('events/app/enable', '1');
+    assert.ok(Object.hasOwn(lib.Cache.prototype, 'get'), 'enabled: the wrapper sits on Cache.prototype');
     new lib.Cache({ k: 1, size: 3 }).get('k');
     new lib.Store({ k: 1, size: 3 }).get('k');
     assert.deepEqual(lines(), [`cget: (${file}:Cache.prototype.get) key="k" size=3`], 'Store itself is not probed');
@@ -106,8 +107,9 @@ test('removal: EBUSY while enabled or triggered, then the original function is b
   try {
     const original = lib.add;
     tracer.write('dynamic_events', `f:app/add ${file}:add a=$arg1:s32`);
-    assert.notEqual(lib.add, original);
+    assert.equal(lib.add, original, 'defined but not enabled: the function is untouched');
     tracer.write('events/app/add/enable', '1');
+    assert.notEqual(lib.add, original);
     assert.throws(() => tracer.append('dynamic_events', '-:app/add'), code('EBUSY'));
     assert.throws(() => tracer.write('dynamic_events', ''), code('EBUSY'), 'O_TRUNC too');
     tracer.write('events/app/add/enable', '0');
@@ -134,6 +136,43 @@ test('removal: EBUSY while enabled or triggered, then the original function is b
     assert.throws(() => tracer.append('dynamic_events', `f:app/add ${file}:add a=$arg1:s32`), code('EEXIST'));
     tracer.write('dynamic_events', '');
     assert.equal(lib.add, original, 'O_TRUNC removes every probe');
+  } finally {
+    done();
+  }
+});
+
+test('armed only while in use: two probes on one function chain in either enable order, and the original comes back', () => {
+  const { file, lib, tracer, lines, done } = setup();
+  try {
+    const original = lib.add;
+    tracer.write('dynamic_events', `f:app/first ${file}:add a=$arg1:s32`);
+    tracer.append('dynamic_events', `f:app/second ${file}:add%return r=$retval:s32`);
+    assert.equal(lib.add, original, 'neither enabled');
+    tracer.write('events/app/second/enable', '1');
+    lib.add(1, 1);
+    tracer.write('events/app/first/enable', '1');
+    lib.add(2, 2);
+    tracer.write('events/app/second/enable', '0');
+    lib.add(3, 3);
+    // tracing_on 0 keeps the wrapper (the event stays enabled) but records nothing.
+    tracer.write('tracing_on', '0');
+    lib.add(4, 4);
+    tracer.write('tracing_on', '1');
+    tracer.write('events/app/first/enable', '0');
+    assert.equal(lib.add, original, 'both off again: the very function');
+    assert.deepEqual(lines().map((l) => l.replace(/ duration_ns=\d+/, '')), [
+      `second: (${file}:add <- return) r=2`,
+      `first: (${file}:add) a=2`,
+      `second: (${file}:add <- return) r=4`,
+      `first: (${file}:add) a=3`,
+    ]);
+    tracer.write('events/app/second/enable', '1');
+    tracer.append('dynamic_events', '-:app/first');
+    assert.equal(lib.add(5, 5), 10);
+    tracer.write('events/app/second/enable', '0');
+    tracer.write('dynamic_events', '');
+    assert.equal(lib.add, original);
+    assert.match(tracer.read('trace'), /second: .* r=10/);
   } finally {
     done();
   }

@@ -50,6 +50,7 @@ export class ControlBlock {
   private readonly swapsIndex: number;
   /** Nesting depth of change() on this thread: inner calls neither lock nor publish. */
   private depth = 0;
+  private readonly listeners: (() => void)[] = [];
 
   constructor(limits: ControlLimits, sab?: SharedArrayBuffer) {
     this.maxInstances = limits.maxInstances;
@@ -82,7 +83,13 @@ export class ControlBlock {
       this.depth--;
       this.publish();
       Atomics.store(this.i32, I_LOCK, 0);
+      for (const listener of this.listeners) listener();
     }
+  }
+
+  /** Call `listener` after each change this thread makes (the main thread's probes re-arm). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   get generation(): number {

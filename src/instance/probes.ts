@@ -16,7 +16,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fail } from '../errno.js';
 import type { EventType } from '../events/event.js';
-import type { FieldSpec } from '../events/fields.js';
+import { IDENTIFIER, type FieldSpec } from '../events/fields.js';
 import {
   ProbeError, fieldType, parseProbe, probeLine, type FetchArg, type ProbeDef,
 } from '../events/probe.js';
@@ -25,12 +25,20 @@ import { ESM_NAMESPACES } from './esm-namespaces.js';
 
 /** What the probes need of their tracer. */
 export interface ProbeHost {
-  defineEvent(system: string, name: string, fields: FieldSpec, print: { fmt: string; args: string[] }): { type: EventType; emit: (p: Record<string, unknown>) => void; enabled: () => boolean };
+  defineEvent(system: string, name: string, fields: FieldSpec, print: { fmt: string; args: string[] }): ProbeEvent;
   /** Enabled or triggered in any instance. */
   inUse(type: EventType): boolean;
   hide(type: EventType, hidden: boolean): void;
   logError(location: string, command: string, text: string, pos: number): void;
   comm: string;
+}
+
+/** The event a probe (or a synthetic event) writes: a TraceEvent of the main thread. */
+export interface ProbeEvent {
+  readonly def: EventType;
+  emit(p: Record<string, unknown>): void;
+  /** Recorded or triggered somewhere now (tracing_on counts). */
+  readonly enabled: boolean;
 }
 
 interface Probe {
@@ -40,8 +48,13 @@ interface Probe {
   key: string;
   /** The function was the holder's own property (else inherited: the wrapper is deleted again on removal). */
   own: boolean;
+  /** The function as it was before any probe on it. */
   original: (...args: unknown[]) => unknown;
+  /** What the wrapper calls: the original, or the wrapper of an armed probe defined before it on the same function. */
+  next: (...args: unknown[]) => unknown;
   wrapper: (...args: unknown[]) => unknown;
+  /** The wrapper is in place: the event is enabled or triggered in some instance (see sync()). */
+  armed: boolean;
   hits: number;
   failures: number;
 }
@@ -141,17 +154,69 @@ export class Probes {
       ...def.args.map((a) => `${a.name}=${conversion(a)}`),
       ...(def.isReturn ? ['duration_ns=%llu'] : []),
     ].join(' ');
-    let event: ReturnType<ProbeHost['defineEvent']>;
+    let event: ProbeEvent;
     try {
       event = this.host.defineEvent(def.group, def.event, fields, { fmt, args: Object.keys(fields) });
     } catch (err) {
       return bad(`Cannot define ${def.group}/${def.event}: ${(err as Error).message}`, 0);
     }
-    const probe: Probe = { def, type: event.type, holder, key, own: Object.hasOwn(holder, key), original: original as Probe['original'], wrapper: null!, hits: 0, failures: 0 };
+    // Another probe on the same function: both wrap the function as it was before either.
+    const first = this.probes.find((p) => p.holder === holder && p.key === key);
+    const probe: Probe = {
+      def, type: event.def, holder, key,
+      own: first ? first.own : Object.hasOwn(holder, key),
+      original: first ? first.original : original as Probe['original'],
+      next: null!, wrapper: null!, armed: false, hits: 0, failures: 0,
+    };
+    probe.next = probe.original;
     probe.wrapper = wrapperFor(probe, event, this.host.comm);
+    // Set once now, so a target that cannot be patched fails the definition, not a later enable.
     holder[key] = probe.wrapper;
-    this.host.hide(event.type, false);
+    this.host.hide(event.def, false);
     this.probes.push(probe);
+    probe.armed = this.host.inUse(probe.type);
+    this.link(probe);
+  }
+
+  /**
+   * Put each probe's wrapper in place while its event is enabled or triggered in some instance
+   * (the kernel arms a kprobe on enable too), and the original function otherwise, so a probe
+   * nobody uses costs its function nothing. Called after every configuration change.
+   */
+  sync(): void {
+    for (const p of this.probes) {
+      const want = this.host.inUse(p.type);
+      if (want === p.armed) continue;
+      p.armed = want;
+      this.link(p);
+    }
+  }
+
+  /**
+   * Chain the armed probes on p's function, in the order they were defined, in front of the
+   * original, and put the chain (or the original alone) in its place, unless someone else
+   * replaced what we had put there.
+   */
+  private link(p: Probe): void {
+    const site = this.probes.filter((x) => x.holder === p.holder && x.key === p.key);
+    const current = p.holder[p.key];
+    const ours = current === p.original || site.some((x) => x.wrapper === current);
+    let next = p.original;
+    for (const x of site) {
+      if (!x.armed) continue;
+      x.next = next;
+      next = x.wrapper;
+    }
+    if (!ours) return;
+    if (next === p.original && !p.own) delete p.holder[p.key];
+    else p.holder[p.key] = next;
+  }
+
+  private detach(p: Probe): void {
+    p.armed = false;
+    this.link(p);
+    this.host.hide(p.type, true);
+    this.probes.splice(this.probes.indexOf(p), 1);
   }
 
   /** The patchable namespace nftrace/register keeps for an ES module, by its resolved URL. */
@@ -173,14 +238,6 @@ export class Probes {
     return undefined;
   }
 
-  private detach(p: Probe): void {
-    if (p.holder[p.key] === p.wrapper) {
-      if (p.own) p.holder[p.key] = p.original;
-      else delete p.holder[p.key];
-    }
-    this.host.hide(p.type, true);
-    this.probes.splice(this.probes.indexOf(p), 1);
-  }
 }
 
 function conversion(a: FetchArg): string {
@@ -191,66 +248,95 @@ function conversion(a: FetchArg): string {
 }
 
 /** A fetch's value, or the type's default and a counted failure; never throws into the probed code. */
-function fetcher(a: FetchArg, comm: string): (args: unknown[], ret: unknown, self: unknown, fail: () => void) => unknown {
+function fetcher(a: FetchArg, comm: string): (args: ArrayLike<unknown>, ret: unknown, self: unknown, probe: Probe) => unknown {
   const numeric = a.type !== 'string';
-  const convert = (v: unknown, bad: () => void): unknown => {
-    if (!numeric) return v === undefined || v === null ? (bad(), '') : typeof v === 'object' ? Object.prototype.toString.call(v) : String(v);
-    if (typeof v === 'bigint') return v;
-    if (typeof v === 'boolean') return v ? 1 : 0;
-    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-    if (!Number.isFinite(n)) return (bad(), 0);
-    return Math.trunc(n);
+  const convert = (v: unknown, probe: Probe): unknown => {
+    if (typeof v === 'number' && numeric) {
+      if (Number.isFinite(v)) return Math.trunc(v);
+    } else if (!numeric) {
+      if (v !== undefined && v !== null) return typeof v === 'object' ? Object.prototype.toString.call(v) : String(v);
+    } else {
+      if (typeof v === 'bigint') return v;
+      if (typeof v === 'boolean') return v ? 1 : 0;
+      const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      if (Number.isFinite(n)) return Math.trunc(n);
+    }
+    probe.failures++;
+    return numeric ? 0 : '';
   };
-  if (a.source === 'literal') return (_args, _ret, _self, bad) => convert(a.literal, bad);
-  if (a.source === 'comm') return (_args, _ret, _self, bad) => convert(comm, bad);
-  return (args, ret, self, bad) => {
-    let v: unknown = a.source === 'retval' ? ret : a.source === 'this' ? self : args[a.index - 1];
+  if (a.source === 'literal') return (_args, _ret, _self, probe) => convert(a.literal, probe);
+  if (a.source === 'comm') return (_args, _ret, _self, probe) => convert(comm, probe);
+  const { path, index } = a;
+  if (a.source === 'arg' && path.length === 0) return (args, _ret, _self, probe) => convert(args[index - 1], probe);
+  return (args, ret, self, probe) => {
+    let v: unknown = a.source === 'retval' ? ret : a.source === 'this' ? self : args[index - 1];
     try {
-      for (const part of a.path) {
-        if (v === null || v === undefined) return convert(undefined, bad);
+      for (const part of path) {
+        if (v === null || v === undefined) return convert(undefined, probe);
         v = (v as Record<string, unknown>)[part];
       }
     } catch {
-      return convert(undefined, bad);
+      return convert(undefined, probe);
     }
-    return convert(v, bad);
+    return convert(v, probe);
   };
 }
 
-function wrapperFor(probe: Probe, event: ReturnType<ProbeHost['defineEvent']>, comm: string): (...args: unknown[]) => unknown {
-  const { def, original } = probe;
-  const fetch = def.args.map((a) => ({ name: a.name, get: fetcher(a, comm) }));
-  const failed = () => {
+type Fetcher = ReturnType<typeof fetcher>;
+type Recorder = (self: unknown, args: ArrayLike<unknown>, ret: unknown, start: number) => void;
+
+/**
+ * A probe's record(): the payload is one object literal (V8 keeps it off the heap when emit()
+ * is inlined) and each field has its own fetcher, so every call site stays monomorphic.
+ * Generated under events/codegen.ts's rule: field names that passed IDENTIFIER (the event's
+ * definition checked them), JSON-quoted, integers and fixed text; nothing else.
+ */
+function recorder(probe: Probe, event: ProbeEvent, fetch: Fetcher[]): Recorder {
+  const fields = probe.def.args.map((a, i) => {
+    if (!IDENTIFIER.test(a.name)) throw new Error(`probe field name '${a.name}' is not a C identifier`);
+    return `${JSON.stringify(a.name)}: f${i}(args, ret, self, probe)`;
+  });
+  if (probe.def.isReturn) fields.push('"duration_ns": Math.max(0, monoNow() - start)');
+  const source = `"use strict"; return function record(self, args, ret, start) {
+  probe.hits++;
+  try {
+    event.emit({ ${fields.join(', ')} });
+  } catch {
     probe.failures++;
-  };
-  const record = (self: unknown, args: unknown[], ret: unknown, start: number) => {
-    probe.hits++;
-    const p: Record<string, unknown> = {};
-    for (const f of fetch) p[f.name] = f.get(args, ret, self, failed);
-    if (def.isReturn) p.duration_ns = Math.max(0, monoNow() - start);
-    try {
-      event.emit(p);
-    } catch {
-      probe.failures++;
-    }
-  };
-  const wrapper = function (this: unknown, ...args: unknown[]): unknown {
-    const call = () => (new.target ? Reflect.construct(original, args, new.target) : original.apply(this, args));
-    if (!event.enabled()) return call();
-    if (!def.isReturn) {
-      record(this, args, undefined, 0);
-      return call();
-    }
-    const start = monoNow();
-    const ret = call();
-    if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
-      // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
-      (ret as Promise<unknown>).then((v) => record(this, args, v, start), (e) => record(this, args, e, start));
+  }
+};`;
+  const scope: Record<string, unknown> = { probe, event, monoNow };
+  fetch.forEach((f, i) => (scope[`f${i}`] = f));
+  // eslint-disable-next-line no-new-func -- see the comment above
+  return new Function(...Object.keys(scope), source)(...Object.values(scope)) as Recorder;
+}
+
+/** The function that stands in for the original while the probe is armed; with the event off it only calls through. */
+function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: unknown[]) => unknown {
+  const { def, original } = probe;
+  const record = recorder(probe, event, def.args.map((a) => fetcher(a, comm)));
+  const wrapper = def.isReturn
+    ? function (this: unknown): unknown {
+      // eslint-disable-next-line prefer-rest-params -- calling through with the arguments object is what V8 optimizes best
+      const args = arguments;
+      const construct = new.target;
+      if (!event.enabled) return construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args);
+      const start = monoNow();
+      const ret = construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args);
+      if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
+        // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
+        (ret as Promise<unknown>).then((v) => record(this, args, v, start), (e) => record(this, args, e, start));
+        return ret;
+      }
+      record(this, args, ret, start);
       return ret;
     }
-    record(this, args, ret, start);
-    return ret;
-  };
+    : function (this: unknown): unknown {
+      // eslint-disable-next-line prefer-rest-params -- as above
+      const args = arguments;
+      if (event.enabled) record(this, args, undefined, 0);
+      return new.target !== undefined ? Reflect.construct(probe.next, args, new.target) : Reflect.apply(probe.next, this, args);
+    };
   Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
   Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
   if (original.prototype !== undefined) wrapper.prototype = original.prototype;

@@ -100,7 +100,7 @@ export class Synthetics {
     if (fields.length === 0) return bad('Synthetic event has no fields', text.length);
     let type: EventType;
     try {
-      type = this.host.defineEvent(SYNTH_SYSTEM, name, spec, { fmt: fields.map((f) => `${f.name.replace(/\[\d+\]$/, '')}=${TYPES[f.type] === 'string' || f.type === 'char' ? '%s' : TYPES[f.type]!.startsWith('s') ? '%lld' : '%llu'}`).join(' '), args: Object.keys(spec) }).type;
+      type = this.host.defineEvent(SYNTH_SYSTEM, name, spec, { fmt: fields.map((f) => `${f.name.replace(/\[\d+\]$/, '')}=${TYPES[f.type] === 'string' || f.type === 'char' ? '%s' : TYPES[f.type]!.startsWith('s') ? '%lld' : '%llu'}`).join(' '), args: Object.keys(spec) }).def;
     } catch (err) {
       return bad(`Cannot define ${name}: ${(err as Error).message}`, 0);
     }

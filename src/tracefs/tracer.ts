@@ -66,17 +66,16 @@ export class Tracer {
     const top = new Instance('', 0, control, registry, this.threads, bufferKb);
     this.freeSlots = Array.from({ length: limits.maxInstances - 1 }, (_, i) => limits.maxInstances - 1 - i);
     const host: ProbeHost = {
-      defineEvent: (system, name, fields, print) => {
-        const ev = main.defineEvent(system, name, fields, { print });
-        return { type: ev.def, emit: (p) => ev.emit(p as never), enabled: () => ev.enabled };
-      },
+      defineEvent: (system, name, fields, print) => main.defineEvent(system, name, fields, { print }),
       // Enabled, or in soft mode (triggers on it, or aimed at it by enable_event/disable_event), in any instance.
       inUse: (type) => [top, ...this.state.instances.values()].some((i) => control.isEnabled(i.slot, type.index) || i.rules.isSoft(type.index)),
       hide: (type, hidden) => registry.hide(type.index, hidden),
       logError: (location, command, text, pos) => top.rules.logEntry(location, command, text, pos),
       comm: name,
     };
-    this.state = { control, registry, main, top, instances: new Map(), probes: new Probes(host), synthetics: new Synthetics(host) };
+    const probes = new Probes(host);
+    this.state = { control, registry, main, top, instances: new Map(), probes, synthetics: new Synthetics(host) };
+    control.onChange(() => probes.sync());
     this.tree = new ControlTree(this.state);
     this.startupEvents = (env.NFTRACE_EVENT ?? '').split(/[,\s]+/).filter(Boolean);
     main.refresh();
