@@ -54,6 +54,10 @@ test('sums and keys are the kernel\'s u64s: carries past 2^32, negative values w
   big.emit({ id: 2n ** 64n - 1n, n: 5n });
   assert.match(tracer.read('events/app/big/hist'), /\{ id: 1099511627776 \} hitcount:          4  n: 1108101562368\n/);
   assert.match(tracer.read('events/app/big/hist'), /\{ id: 18446744073709551615 \} hitcount:          1  n:          5\n/);
+  // .sym: JavaScript has no symbol table, so the symbol printed is the address, as the kernel's for an unknown one.
+  tracer.append('events/app/big/trigger', 'hist:keys=id.sym');
+  big.emit({ id: 0xffffffff81000000n, n: 1 });
+  assert.match(tracer.read('events/app/big/hist'), /^\{ id: \[ffffffff81000000\] 0xffffffff81000000 {28}\} hitcount:          1\n/m);
   tracer.write(path, 'hist:keys=status:vals=delta');
   // -3 and -4 add up to 2^64-7 (printed %llu, as the kernel); 70000 is 4464 as a u16; 200.7 is 200.
   for (const [status, delta] of [[200, -3], [200, -4], [70000, 1], [200.7, 0]] as const) req.emit({ route: '/', status, bytes: 0, delta });

@@ -178,6 +178,42 @@ test('armed only while in use: two probes on one function chain in either enable
   }
 });
 
+test('reach: local calls are warned about; getters, read-only and frozen targets fail with a reason', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-reach-'));
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const file = join(dir, 'm.cjs');
+    writeFileSync(file, [
+      'function add(a, b) { return a + b; }',
+      'function sum(xs) { return xs.reduce((t, x) => add(t, x), 0); }',
+      'exports.add = add;',
+      'exports.sum = sum;',
+      "Object.defineProperty(exports, 'reexported', { enumerable: true, get: () => add });",
+      "Object.defineProperty(exports, 'fixed', { value: add, writable: false });",
+      'exports.frozen = Object.freeze({ __proto__: { inherited() {} } });',
+      '',
+    ].join('\n'));
+    createRequire(join(dir, 'x.js'))(file);
+    const tracer = new Tracer({ env: {} });
+    tracer.write('dynamic_events', `f:m/add ${file}:add`);
+    tracer.append('dynamic_events', `f:m/sum ${file}:sum`);
+    await new Promise((r) => setImmediate(r));
+    const partial = warnings.filter((w) => (w as NodeJS.ErrnoException).code === 'NFTRACE_PROBE_PARTIAL');
+    assert.equal(partial.length, 1, 'add is called by its local name inside the module; sum is not');
+    assert.match(partial[0]!.message, /m\.cjs:add is also called inside its module by its local name; the probe m\/add sees only calls made through the exports/);
+    for (const [target, why] of [['reexported', /exported through a getter \(a re-export\?\): probe the module that defines it/], ['fixed', /read-only property/], ['frozen.inherited', /its object is frozen or sealed/]] as const) {
+      assert.throws(() => tracer.append('dynamic_events', `f:m/x ${file}:${target}`), (e: TraceError) => e.code === 'EINVAL' && why.test(e.message), target);
+      assert.throws(() => tracer.readdir('events/m/x'), code('ENOENT'), 'no event is left behind');
+    }
+    assert.match(tracer.read('error_log'), /trace_fprobe: error: Cannot patch frozen\.inherited: its object is frozen or sealed/);
+  } finally {
+    process.off('warning', onWarning);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad definitions: EINVAL with a trace_fprobe error_log entry and a caret; nothing changes', () => {
   const { file, tracer, done } = setup();
   try {

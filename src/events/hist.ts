@@ -3,7 +3,7 @@
  * `hist:keys=F[.mod],…[:vals=F,…][:sort=F[.descending],…][:size=N][:name=X][:pause|:cont|:clear]`
  * and their normalized readback (`hist:keys=pid:vals=hitcount:sort=hitcount:size=2048`).
  * Keys and values name the event's fields, `common_pid`, `common_timestamp`; values sum, keys
- * group. Modifiers: `.hex`, `.execname` (common_pid), `.log2`, `.buckets=N`, `.usecs`
+ * group. Modifiers: `.hex`, `.sym`/`.sym-offset` (no symbols in JS: the address), `.execname` (common_pid), `.log2`, `.buckets=N`, `.usecs`
  * (common_timestamp). Limits as the kernel's: 3 keys, 3 values with hitcount, 2 sort keys, a
  * size that is a power of two from 128 to 131072 (default 2048).
  */
@@ -17,7 +17,7 @@ const MAX_SORT = 2;
 const MIN_BITS = 7;
 const MAX_BITS = 17;
 
-export type HistModifier = 'hex' | 'execname' | 'log2' | 'buckets' | 'usecs';
+export type HistModifier = 'hex' | 'sym' | 'sym-offset' | 'execname' | 'log2' | 'buckets' | 'usecs';
 
 export interface HistField {
   /** A field of the event, `common_pid`, `common_timestamp`, or `hitcount` (values and sort only). */
@@ -98,7 +98,7 @@ export class HistError extends Error {
   }
 }
 
-const MODIFIERS = new Set(['hex', 'execname', 'log2', 'usecs']);
+const MODIFIERS = new Set(['hex', 'sym', 'sym-offset', 'execname', 'log2', 'usecs']);
 
 function parseField(text: string, at: number, allowHitcount: boolean): HistField {
   const dot = text.indexOf('.');

@@ -385,6 +385,10 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
       if (typeof v === 'string') return `${f.name}: ${v.padEnd(50)}`;
       switch (f.modifier) {
         case 'hex': return `${f.name}: ${v.toString(16)}`;
+        // The kernel's `[addr] symbol`; JavaScript has no symbol table, so the symbol is the
+        // address, as sprint_symbol() prints one it cannot name.
+        case 'sym': return `${f.name}: [${v.toString(16)}] ${`0x${v.toString(16)}`.padEnd(45)}`;
+        case 'sym-offset': return `${f.name}: [${v.toString(16)}] ${`0x${v.toString(16)}`.padEnd(55)}`;
         case 'execname': return `${f.name}: ${comm(v).padEnd(16)}[${String(v).padStart(10)}]`;
         case 'log2': return `${f.name}: ~ 2^${String(v).padEnd(2)}`;
         case 'buckets': return `${f.name}: ~ ${v}-${v + BigInt(f.buckets) - 1n}`;

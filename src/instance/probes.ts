@@ -11,6 +11,7 @@
  * importers see them. Calls through a reference taken earlier (a CommonJS destructuring, calls
  * inside the module) are not seen (see docs/dynamic-events.md).
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -144,7 +145,10 @@ export class Probes {
     const original = holder?.[key];
     if (typeof original !== 'function') return bad(`No such function: ${def.func.join('.')}`, text.indexOf(def.module) + def.module.length + 1);
     const desc = Object.getOwnPropertyDescriptor(holder, key);
-    if (desc && !desc.writable && !desc.set) return bad(`Cannot patch ${def.func.join('.')}: read-only (an ES module namespace?)`, text.indexOf(def.module));
+    const where = text.indexOf(def.module);
+    if (desc?.get && !desc.set) return bad(`Cannot patch ${def.func.join('.')}: exported through a getter (a re-export?): probe the module that defines it`, where);
+    if (desc && !desc.get && !desc.writable) return bad(`Cannot patch ${def.func.join('.')}: read-only property`, where);
+    if (!desc && !Object.isExtensible(holder)) return bad(`Cannot patch ${def.func.join('.')}: its object is frozen or sealed`, where);
     // The event: the fetched arguments, plus the time taken for a return probe.
     const fields: FieldSpec = {};
     for (const a of def.args) fields[a.name] = fieldType(a.type);
@@ -171,8 +175,20 @@ export class Probes {
     probe.next = probe.original;
     probe.wrapper = wrapperFor(probe, event, this.host.comm);
     // Set once now, so a target that cannot be patched fails the definition, not a later enable.
-    holder[key] = probe.wrapper;
+    const before = holder[key];
+    try {
+      holder[key] = probe.wrapper;
+    } catch (err) {
+      this.host.hide(event.def, true);
+      return bad(`Cannot patch ${def.func.join('.')}: ${(err as Error).message}`, where);
+    }
+    if (holder[key] !== probe.wrapper) {
+      holder[key] = before;
+      this.host.hide(event.def, true);
+      return bad(`Cannot patch ${def.func.join('.')}: the assignment did not take (a setter that ignores it?)`, where);
+    }
     this.host.hide(event.def, false);
+    warnLocalCalls(def, esm ? null : this.require, key);
     this.probes.push(probe);
     probe.armed = this.host.inUse(probe.type);
     this.link(probe);
@@ -245,6 +261,27 @@ function conversion(a: FetchArg): string {
   const bits = Number(a.type.slice(1));
   const ll = bits === 64 ? 'll' : '';
   return a.type[0] === 'x' ? `0x%${ll}x` : a.type[0] === 's' ? `%${ll}d` : `%${ll}u`;
+}
+
+/**
+ * Calls a probe cannot see, said when it is defined: a module function that the module also
+ * calls by its local name (`add(…)` rather than `exports.add(…)`). Read from the source text,
+ * so a hint, not proof; silent when the source cannot be read.
+ */
+function warnLocalCalls(def: ProbeDef, require: NodeJS.Require | null, key: string): void {
+  if (def.func.length !== 1 || require === null) return;
+  let source: string;
+  try {
+    source = readFileSync(require.resolve(def.module), 'utf8');
+  } catch {
+    return;
+  }
+  // Calls by the bare name: not a property access (`.add(`), not the definition itself.
+  const name = key.replace(/\$/g, '\\$');
+  const calls = source.match(new RegExp(`(?<![.\\w$])${name}\\s*\\(`, 'g'))?.length ?? 0;
+  const definitions = source.match(new RegExp(`function\\s*\\*?\\s*${name}\\s*\\(|(?:\\{|,)\\s*${name}\\s*\\(`, 'g'))?.length ?? 0;
+  if (calls - definitions <= 0) return;
+  process.emitWarning(`${def.module}:${key} is also called inside its module by its local name; the probe ${def.group}/${def.event} sees only calls made through the exports`, { code: 'NFTRACE_PROBE_PARTIAL' });
 }
 
 /** A fetch's value, or the type's default and a counted failure; never throws into the probed code. */
