@@ -223,6 +223,23 @@ test('variables, onmatch and a synthetic event: a latency per key from a start a
   assert.throws(() => tracer.append('synthetic_events', '!req_latency'), (e: TraceError) => e.code === 'EBUSY');
 });
 
+test('onmatch params: the matching event\'s variables, plain or qualified, for the same key; narrowed to the synthetic field', () => {
+  const tracer = new Tracer({ env: {} });
+  const start = tracer.defineEvent('sched', 'waking', { pid: 'u32', prio: 'u32' });
+  const sw = tracer.defineEvent('sched', 'switch', { next_pid: 'u32' });
+  tracer.write('synthetic_events', 'wakeup u64 lat; u32 prio; pid_t pid');
+  tracer.write('events/sched/waking/trigger', 'hist:keys=pid:ts0=common_timestamp.usecs,wprio=prio');
+  tracer.write('events/sched/switch/trigger', 'hist:keys=next_pid:lat=common_timestamp.usecs-$ts0:onmatch(sched.waking).trace(wakeup,$lat,sched.waking.$wprio,next_pid)');
+  tracer.write('events/synthetic/wakeup/enable', '1');
+  start.emit({ pid: 5, prio: 120 });
+  start.emit({ pid: 6, prio: 99 });
+  sw.emit({ next_pid: 6 });
+  sw.emit({ next_pid: 5 });
+  sw.emit({ next_pid: 7 });
+  const got = tracer.read('trace').split('\n').filter((l) => l.includes('wakeup:')).map((l) => l.replace(/^.*wakeup: lat=\d+ /, ''));
+  assert.deepEqual(got, ['prio=99 pid=6', 'prio=120 pid=5'], 'no event for a pid that never woke');
+});
+
 test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
   const tracer = new Tracer({ env: {} });
   tracer.defineEvent('app', 'end', { id: 'u32', route: 'string' });
@@ -235,6 +252,8 @@ test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
     ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.nosuch).trace(lat_only,$lat)', /Couldn't find event: app\.nosuch/],
     ['hist:keys=id:a=id:a=id', /Variable already defined: a/],
     ['hist:keys=id:a=id+id-id', /Too many subexpressions/],
+    ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.end).trace(lat_only,$nowhere)', /Couldn't find variable: \$nowhere/],
+    ['hist:keys=id:onmatch(app.end).trace(lat_only,app.end.route)', /Fields of another event are not supported as params: save app\.end\.route in a variable/],
   ];
   for (const [spec, why] of bad) {
     assert.throws(() => tracer.append(path, spec), (e: TraceError) => e.code === 'EINVAL', spec);

@@ -50,7 +50,7 @@ export interface HistAction {
   system: string;
   event: string;
   synth: string;
-  /** `$var` or a field of this event. */
+  /** `$var` (this hist's, or another hist trigger's) or a field of this event. */
   args: string[];
   text: string;
   pos: number;
@@ -186,7 +186,9 @@ export function parseHist(param: string, offset: number): HistSpec {
         if (action) {
           const synth = action[3] ?? action[5]!;
           const args = (action[3] ? action[4] : action[6]) ?? '';
-          spec.actions.push({ system: action[1]!, event: action[2]!, synth, args: args ? args.split(',') : [], text: token, pos });
+          // `SYS.EVENT.$var` names a variable as `$var` does (the qualifier only disambiguates).
+          const list = args ? args.split(',').map((a) => a.trim().replace(/^[A-Za-z_]\w*\.[A-Za-z_]\w*\.(?=\$)/, '')) : [];
+          spec.actions.push({ system: action[1]!, event: action[2]!, synth, args: list, text: token, pos });
           break;
         }
         const tracker = /^(onmax|onchange)\(\$([A-Za-z_]\w*)\)\.(save\(([^)]*)\)|snapshot\(\))$/.exec(token);
@@ -197,8 +199,17 @@ export function parseHist(param: string, offset: number): HistSpec {
           break;
         }
         if (eq > 0 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-          if (spec.vars.some((v) => v.name === key)) throw new HistError(`Variable already defined: ${key}`, pos);
-          spec.vars.push({ name: key, expr: parseExpr(value, at), text: value, pos });
+          // `a=EXPR,b=EXPR`: several variables in one parameter, as the kernel reads them back.
+          let from = pos;
+          for (const def of token.split(',')) {
+            const defEq = def.indexOf('=');
+            const name = def.slice(0, defEq);
+            if (defEq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new HistError(`Invalid variable definition '${def}'`, from);
+            if (spec.vars.some((v) => v.name === name)) throw new HistError(`Variable already defined: ${name}`, from);
+            const text = def.slice(defEq + 1);
+            spec.vars.push({ name, expr: parseExpr(text, from + defEq + 1), text, pos: from });
+            from += def.length + 1;
+          }
           break;
         }
         if (/^on\w+\(/.test(token)) throw new HistError(`Invalid action '${token}'`, pos);
@@ -276,9 +287,10 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   }
   for (const a of spec.actions) {
     for (const arg of a.args) {
-      if (arg.startsWith('$')) {
-        if (!spec.vars.some((v) => `$${v.name}` === arg)) throw new HistError(`Couldn't find variable: ${arg}`, a.pos);
-      } else if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError(`Couldn't find field: ${arg}`, a.pos);
+      // A `$var` not defined here is another hist trigger's (found when the trigger is added).
+      if (arg.startsWith('$')) continue;
+      if (arg.includes('.')) throw new HistError(`Fields of another event are not supported as params: save ${arg} in a variable of that event's hist trigger`, a.pos);
+      if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError(`Couldn't find field: ${arg}`, a.pos);
     }
   }
   for (const s of spec.sort) {

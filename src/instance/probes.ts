@@ -284,10 +284,10 @@ function warnLocalCalls(def: ProbeDef, require: NodeJS.Require | null, key: stri
   process.emitWarning(`${def.module}:${key} is also called inside its module by its local name; the probe ${def.group}/${def.event} sees only calls made through the exports`, { code: 'NFTRACE_PROBE_PARTIAL' });
 }
 
-/** A fetch's value, or the type's default and a counted failure; never throws into the probed code. */
-function fetcher(a: FetchArg, comm: string): (args: ArrayLike<unknown>, ret: unknown, self: unknown, probe: Probe) => unknown {
+/** A fetched value as its type wants it, or the type's default and a counted failure. */
+function converter(a: FetchArg): (v: unknown, probe: Probe) => unknown {
   const numeric = a.type !== 'string';
-  const convert = (v: unknown, probe: Probe): unknown => {
+  return (v, probe) => {
     if (typeof v === 'number' && numeric) {
       if (Number.isFinite(v)) return Math.trunc(v);
     } else if (!numeric) {
@@ -301,10 +301,14 @@ function fetcher(a: FetchArg, comm: string): (args: ArrayLike<unknown>, ret: unk
     probe.failures++;
     return numeric ? 0 : '';
   };
+}
+
+/** A fetch's value, converted; never throws into the probed code. */
+function fetcher(a: FetchArg, comm: string): (args: ArrayLike<unknown>, ret: unknown, self: unknown, probe: Probe) => unknown {
+  const convert = converter(a);
   if (a.source === 'literal') return (_args, _ret, _self, probe) => convert(a.literal, probe);
   if (a.source === 'comm') return (_args, _ret, _self, probe) => convert(comm, probe);
   const { path, index } = a;
-  if (a.source === 'arg' && path.length === 0) return (args, _ret, _self, probe) => convert(args[index - 1], probe);
   return (args, ret, self, probe) => {
     let v: unknown = a.source === 'retval' ? ret : a.source === 'this' ? self : args[index - 1];
     try {
@@ -319,61 +323,57 @@ function fetcher(a: FetchArg, comm: string): (args: ArrayLike<unknown>, ret: unk
   };
 }
 
-type Fetcher = ReturnType<typeof fetcher>;
-type Recorder = (self: unknown, args: ArrayLike<unknown>, ret: unknown, start: number) => void;
-
 /**
- * A probe's record(): the payload is one object literal (V8 keeps it off the heap when emit()
- * is inlined) and each field has its own fetcher, so every call site stays monomorphic.
- * Generated under events/codegen.ts's rule: field names that passed IDENTIFIER (the event's
- * definition checked them), JSON-quoted, integers and fixed text; nothing else.
+ * The function that stands in for the original while the probe is armed, compiled per probe
+ * with its record step so that every call site in it is monomorphic: V8 then reads `$argN`
+ * straight from the arguments object without making it, and may keep the payload (one
+ * object literal) off the heap. With the event off it only calls through. Generated under
+ * events/codegen.ts's rule: field names that passed IDENTIFIER (the event's definition checked
+ * them), JSON-quoted, integers and fixed text; nothing else.
  */
-function recorder(probe: Probe, event: ProbeEvent, fetch: Fetcher[]): Recorder {
-  const fields = probe.def.args.map((a, i) => {
+function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: unknown[]) => unknown {
+  const { def, original } = probe;
+  const scope: Record<string, unknown> = { probe, event, monoNow };
+  const fields = def.args.map((a, i) => {
     if (!IDENTIFIER.test(a.name)) throw new Error(`probe field name '${a.name}' is not a C identifier`);
+    if (a.source === 'arg' && a.path.length === 0) {
+      scope[`c${i}`] = converter(a);
+      return `${JSON.stringify(a.name)}: c${i}(args[${Math.trunc(a.index) - 1}], probe)`;
+    }
+    scope[`f${i}`] = fetcher(a, comm);
     return `${JSON.stringify(a.name)}: f${i}(args, ret, self, probe)`;
   });
-  if (probe.def.isReturn) fields.push('"duration_ns": Math.max(0, monoNow() - start)');
-  const source = `"use strict"; return function record(self, args, ret, start) {
+  if (def.isReturn) fields.push('"duration_ns": Math.max(0, monoNow() - start)');
+  const call = 'construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args)';
+  const body = def.isReturn
+    ? `if (!event.enabled) return ${call};
+  const start = monoNow();
+  const ret = ${call};
+  if (ret !== null && typeof ret === 'object' && typeof ret.then === 'function') {
+    // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
+    ret.then((v) => record(this, args, v, start), (e) => record(this, args, e, start));
+    return ret;
+  }
+  record(this, args, ret, start);
+  return ret;`
+    : `if (event.enabled) record(this, args, undefined, 0);
+  return ${call};`;
+  const source = `"use strict";
+function record(self, args, ret, start) {
   probe.hits++;
   try {
     event.emit({ ${fields.join(', ')} });
   } catch {
     probe.failures++;
   }
-};`;
-  const scope: Record<string, unknown> = { probe, event, monoNow };
-  fetch.forEach((f, i) => (scope[`f${i}`] = f));
-  // eslint-disable-next-line no-new-func -- see the comment above
-  return new Function(...Object.keys(scope), source)(...Object.values(scope)) as Recorder;
 }
-
-/** The function that stands in for the original while the probe is armed; with the event off it only calls through. */
-function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: unknown[]) => unknown {
-  const { def, original } = probe;
-  const record = recorder(probe, event, def.args.map((a) => fetcher(a, comm)));
-  const wrapper = def.isReturn
-    ? function (this: unknown): unknown {
-      // eslint-disable-next-line prefer-rest-params -- calling through with the arguments object is what V8 optimizes best
-      const args = arguments;
-      const construct = new.target;
-      if (!event.enabled) return construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args);
-      const start = monoNow();
-      const ret = construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args);
-      if (ret !== null && typeof ret === 'object' && typeof (ret as Promise<unknown>).then === 'function') {
-        // A promise: the event when it settles. Both outcomes are handled here, so this adds no unhandled rejection.
-        (ret as Promise<unknown>).then((v) => record(this, args, v, start), (e) => record(this, args, e, start));
-        return ret;
-      }
-      record(this, args, ret, start);
-      return ret;
-    }
-    : function (this: unknown): unknown {
-      // eslint-disable-next-line prefer-rest-params -- as above
-      const args = arguments;
-      if (event.enabled) record(this, args, undefined, 0);
-      return new.target !== undefined ? Reflect.construct(probe.next, args, new.target) : Reflect.apply(probe.next, this, args);
-    };
+return function () {
+  const args = arguments;
+  const construct = new.target;
+  ${body}
+};`;
+  // eslint-disable-next-line no-new-func -- see the comment above
+  const wrapper = new Function(...Object.keys(scope), source)(...Object.values(scope)) as (...args: unknown[]) => unknown;
   Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
   Object.defineProperty(wrapper, 'length', { value: original.length, configurable: true });
   if (original.prototype !== undefined) wrapper.prototype = original.prototype;

@@ -376,8 +376,10 @@ export class InstanceRules {
   /** Where each `$var` of a hist comes from: this spec's own variables, or another hist trigger's. */
   private histRefs(event: number, hs: HistSpec): HistRef[] {
     const refs: HistRef[] = [];
-    for (const v of hs.vars) {
-      for (const ref of exprRefs(v.expr)) {
+    const actionRefs = hs.actions.flatMap((a) => a.args.filter((x) => x.startsWith('$')).map((x) => ({ name: x.slice(1), pos: a.pos })));
+    for (const list of [...hs.vars.map((v) => exprRefs(v.expr)), actionRefs]) {
+      for (const ref of list) {
+        if (refs.some((r) => r.name === ref.name)) continue;
         const own = hs.vars.findIndex((x) => x.name === ref.name);
         if (own >= 0) {
           refs.push({ name: ref.name, event, param: '', sab: new SharedArrayBuffer(0), index: own });

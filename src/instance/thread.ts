@@ -409,20 +409,28 @@ export class ThreadContext {
     // Actions: the synthetic event, its fields from `$var`s and this event's fields.
     const actions = spec.actions.map((a, i) => {
       const synth = this.eventFor(plan.hist!.synths[i]!);
-      const names = fieldsOf(synth.def).map((f) => f.name);
+      const layouts = fieldsOf(synth.def);
+      const names = layouts.map((f) => f.name);
+      // Variables are bigints: a narrower field takes a number, a string field text.
+      const fit = layouts.map((f) => (f.kind === 'string' || f.kind === 'chars'
+        ? (v: unknown) => (typeof v === 'string' ? v : String(v))
+        : f.size < 8 ? (v: unknown) => (typeof v === 'bigint' ? Number(BigInt.asIntN(64, v)) : v) : (v: unknown) => v));
       const args = a.args.map((arg) => {
         if (arg.startsWith('$')) {
           const index = spec.vars.findIndex((v) => `$${v.name}` === arg);
-          return (_p: any, own: (bigint | null)[]) => own[index] ?? null;
+          if (index >= 0) return (_p: any, _k: HistKey[], own: (bigint | null)[]) => own[index] ?? null;
+          // Another hist trigger's variable, for this hit's key.
+          const src = sources.find((x) => `$${x.name}` === arg)!;
+          return (_p: any, k: HistKey[]) => src.map.readVar(k, src.index);
         }
         return arg === 'common_pid' ? () => pid : (p: any) => p[arg] as unknown;
       });
-      return (p: any, own: (bigint | null)[]) => {
+      return (p: any, k: HistKey[], own: (bigint | null)[]) => {
         const payload: Record<string, unknown> = {};
         for (let j = 0; j < args.length; j++) {
-          const v = args[j]!(p, own);
+          const v = args[j]!(p, k, own);
           if (v === null) return; // a variable never assigned for this key: no match
-          payload[names[j]!] = v;
+          payload[names[j]!] = fit[j]!(v);
         }
         synth.emit(payload as never);
       };
@@ -446,7 +454,7 @@ export class ThreadContext {
       const own: (bigint | null)[] = [];
       for (const v of vars) own.push(v(p, ts, k, own));
       map.setVars(at, own);
-      for (const act of actions) act(p, own);
+      for (const act of actions) act(p, k, own);
       for (const track of trackers) track(p, at, own);
     };
     return compileHistFire(spec, map, map.lane(this.cpu), this.pid, plan.hist!.param.includes('common_timestamp'), rich ? rest : null);
