@@ -240,6 +240,41 @@ test('onmatch params: the matching event\'s variables, plain or qualified, for t
   assert.deepEqual(got, ['prio=99 pid=6', 'prio=120 pid=5'], 'no event for a pid that never woke');
 });
 
+test('onmatch params: string variables, and fields of the matching event kept for each key by a hidden trigger', () => {
+  const tracer = new Tracer({ env: {} });
+  const start = tracer.defineEvent('app', 'start', { id: 'u32', route: 'string', prio: 'u32' });
+  const end = tracer.defineEvent('app', 'end', { id: 'u32', status: 'u16' });
+  tracer.write('synthetic_events', 'req u64 us; char route[16]; u32 prio; u16 status');
+  const endPath = 'events/app/end/trigger';
+  assert.throws(() => tracer.append(endPath, 'hist:keys=id:onmatch(app.start).trace(req,$x,$x,app.start.prio,status)'), code('EINVAL'));
+  assert.match(tracer.read('error_log'), /app\.start has no hist trigger to keep prio in for each key/);
+  tracer.write('events/app/start/trigger', 'hist:keys=id:ts0=common_timestamp.usecs,r=route');
+  const bad: [string, RegExp][] = [
+    ['hist:keys=id:x=$r+id', /String type can not be an operand in an expression/],
+    ['hist:keys=id:l=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req,$r,$r,app.start.prio,status)', /Param type mismatch: \$r is text, req\.us is not/],
+    ['hist:keys=id:l=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req,$l,$r,app.start.nosuch,status)', /Couldn't find field: app\.start\.nosuch/],
+    ['hist:keys=id:l=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req,$l,$r,app.other.prio,status)', /Only fields of the matching event \(app\.start\) can be qualified/],
+  ];
+  for (const [spec, why] of bad) {
+    assert.throws(() => tracer.append(endPath, spec), code('EINVAL'), spec);
+    assert.match(tracer.read('error_log'), why, spec);
+  }
+  assert.equal(tracer.read('events/app/start/trigger'), 'hist:keys=id:vals=hitcount:ts0=common_timestamp.usecs,r=route:sort=hitcount:size=2048:clock=global [active]\n', 'failed writes leave no hidden trigger');
+  tracer.append(endPath, 'hist:keys=id:l=common_timestamp.usecs-$ts0:onmatch(app.start).trace(req,$l,$r,app.start.prio,status)');
+  assert.equal(tracer.read('events/app/start/trigger').split('\n').length, 2, 'the field variable\'s trigger is hidden');
+  tracer.write('events/synthetic/req/enable', '1');
+  start.emit({ id: 1, route: '/a-very-long-route-name', prio: 7 });
+  start.emit({ id: 2, route: '/b', prio: 9 });
+  end.emit({ id: 2, status: 404 });
+  end.emit({ id: 1, status: 200 });
+  const got = tracer.read('trace').split('\n').filter((l) => l.includes('req:')).map((l) => l.replace(/^.*req: us=\d+ /, ''));
+  assert.deepEqual(got, ['route=/b prio=9 status=404', 'route=/a-very-long-ro prio=7 status=200']);
+  // Removing the end trigger lets go of the hidden one: with the start trigger gone too, no soft mode is left.
+  tracer.open(endPath, { truncate: true }).close();
+  tracer.open('events/app/start/trigger', { truncate: true }).close();
+  assert.equal(tracer.read('events/app/start/enable'), '0\n');
+});
+
 test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
   const tracer = new Tracer({ env: {} });
   tracer.defineEvent('app', 'end', { id: 'u32', route: 'string' });
@@ -253,7 +288,7 @@ test('variable and action errors: EINVAL, logged under hist:SYS:EV', () => {
     ['hist:keys=id:a=id:a=id', /Variable already defined: a/],
     ['hist:keys=id:a=id+id-id', /Too many subexpressions/],
     ['hist:keys=id:lat=common_timestamp.usecs:onmatch(app.end).trace(lat_only,$nowhere)', /Couldn't find variable: \$nowhere/],
-    ['hist:keys=id:onmatch(app.end).trace(lat_only,app.end.route)', /Fields of another event are not supported as params: save app\.end\.route in a variable/],
+    ['hist:keys=id:onmatch(app.end).trace(lat_only,end.route)', /Invalid param: end\.route \(a field of the matching event is written SYS\.EVENT\.FIELD\)/],
   ];
   for (const [spec, why] of bad) {
     assert.throws(() => tracer.append(path, spec), (e: TraceError) => e.code === 'EINVAL', spec);

@@ -43,7 +43,18 @@ export interface HistVar {
   expr: HistExpr;
   text: string;
   pos: number;
+  /** Set by resolveHist(): the variable holds text (it is a string field). */
+  string?: boolean;
 }
+
+/** A field of the matching event used as an onmatch param, and the variable kept for it there. */
+export interface HistFieldVar {
+  name: string;
+  field: string;
+}
+
+/** Field variables are named with this, which no variable of the user's can start with. */
+export const FIELD_VAR_PREFIX = '__field_';
 
 /** `onmatch(SYS.EVENT).trace(SYNTH,ARGS…)` (also written `.SYNTH(ARGS…)`). */
 export interface HistAction {
@@ -52,6 +63,8 @@ export interface HistAction {
   synth: string;
   /** `$var` (this hist's, or another hist trigger's) or a field of this event. */
   args: string[];
+  /** The matching event's fields among the params, as the variables standing for them. */
+  fieldVars: HistFieldVar[];
   text: string;
   pos: number;
 }
@@ -127,7 +140,7 @@ function list(value: string, at: number, allowHitcount: boolean): HistField[] {
 }
 
 /** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
-export function parseHist(param: string, offset: number): HistSpec {
+export function parseHist(param: string, offset: number, fieldVarsAllowed = false): HistSpec {
   const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [], trackers: [] };
   let pos = offset;
   for (const token of param.split(':')) {
@@ -186,9 +199,21 @@ export function parseHist(param: string, offset: number): HistSpec {
         if (action) {
           const synth = action[3] ?? action[5]!;
           const args = (action[3] ? action[4] : action[6]) ?? '';
-          // `SYS.EVENT.$var` names a variable as `$var` does (the qualifier only disambiguates).
-          const list = args ? args.split(',').map((a) => a.trim().replace(/^[A-Za-z_]\w*\.[A-Za-z_]\w*\.(?=\$)/, '')) : [];
-          spec.actions.push({ system: action[1]!, event: action[2]!, synth, args: list, text: token, pos });
+          // `SYS.EVENT.$var` names a variable as `$var` does (the qualifier only disambiguates);
+          // `SYS.EVENT.field`, a field of the matching event, becomes a variable that a hidden
+          // hist trigger on that event keeps for each key (the kernel's field variables).
+          const [system, event] = [action[1]!, action[2]!];
+          const fieldVars: HistFieldVar[] = [];
+          const list = (args ? args.split(',') : []).map((raw) => {
+            const a = raw.trim().replace(/^[A-Za-z_]\w*\.[A-Za-z_]\w*\.(?=\$)/, '');
+            const qualified = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)$/.exec(a);
+            if (!qualified) return a;
+            if (qualified[1] !== system || qualified[2] !== event) throw new HistError(`Only fields of the matching event (${system}.${event}) can be qualified: ${a}`, pos);
+            const name = `${FIELD_VAR_PREFIX}${system}_${event}_${qualified[3]}`;
+            fieldVars.push({ name, field: qualified[3]! });
+            return `$${name}`;
+          });
+          spec.actions.push({ system, event, synth, args: list, fieldVars, text: token, pos });
           break;
         }
         const tracker = /^(onmax|onchange)\(\$([A-Za-z_]\w*)\)\.(save\(([^)]*)\)|snapshot\(\))$/.exec(token);
@@ -204,7 +229,7 @@ export function parseHist(param: string, offset: number): HistSpec {
           for (const def of token.split(',')) {
             const defEq = def.indexOf('=');
             const name = def.slice(0, defEq);
-            if (defEq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new HistError(`Invalid variable definition '${def}'`, from);
+            if (defEq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || (name.startsWith(FIELD_VAR_PREFIX) && !fieldVarsAllowed)) throw new HistError(`Invalid variable definition '${def}'`, from);
             if (spec.vars.some((v) => v.name === name)) throw new HistError(`Variable already defined: ${name}`, from);
             const text = def.slice(defEq + 1);
             spec.vars.push({ name, expr: parseExpr(text, from + defEq + 1), text, pos: from });
@@ -272,13 +297,27 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   const resolveExpr = (e: HistExpr): void => {
     if (e.kind === 'field') resolve(e.field, false);
     else if (e.kind === 'op') {
-      resolveExpr(e.a);
-      resolveExpr(e.b);
+      for (const side of [e.a, e.b]) {
+        const stringRef = side.kind === 'ref' && spec.vars.some((v) => v.name === side.name && v.string);
+        if (stringRef || (side.kind === 'field' && fields.find((x) => x.name === side.field.name && (x.kind === 'string' || x.kind === 'chars')))) {
+          throw new HistError('String type can not be an operand in an expression', side.kind === 'ref' ? side.pos : side.kind === 'field' ? side.field.pos : 0);
+        }
+        resolveExpr(side);
+      }
     }
   };
-  for (const v of spec.vars) resolveExpr(v.expr);
+  // A string field alone makes a string variable (`r=route`), as the kernel's; the others are
+  // numeric, and an expression may not read a string.
+  for (const v of spec.vars) {
+    if (v.expr.kind !== 'field') continue;
+    resolve(v.expr.field, true);
+    v.string = v.expr.field.string === true;
+  }
+  for (const v of spec.vars) if (v.expr.kind !== 'field') resolveExpr(v.expr);
   for (const t of spec.trackers) {
-    if (!spec.vars.some((v) => v.name === t.variable)) throw new HistError(`Couldn't find variable: $${t.variable}`, t.pos);
+    const tracked = spec.vars.find((v) => v.name === t.variable);
+    if (!tracked) throw new HistError(`Couldn't find variable: $${t.variable}`, t.pos);
+    if (tracked.string) throw new HistError(`${t.handler}() needs a numeric variable: $${t.variable} is a string`, t.pos);
     for (const f of t.fields) if (f !== 'common_pid' && !fields.some((x) => x.name === f)) throw new HistError(`Couldn't find field: ${f}`, t.pos);
     t.strings = t.fields.map((f) => {
       const kind = fields.find((x) => x.name === f)?.kind;
@@ -289,7 +328,7 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
     for (const arg of a.args) {
       // A `$var` not defined here is another hist trigger's (found when the trigger is added).
       if (arg.startsWith('$')) continue;
-      if (arg.includes('.')) throw new HistError(`Fields of another event are not supported as params: save ${arg} in a variable of that event's hist trigger`, a.pos);
+      if (arg.includes('.')) throw new HistError(`Invalid param: ${arg} (a field of the matching event is written SYS.EVENT.FIELD)`, a.pos);
       if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError(`Couldn't find field: ${arg}`, a.pos);
     }
   }
@@ -300,7 +339,7 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   }
 }
 
-function fieldText(f: HistField): string {
+export function fieldText(f: HistField): string {
   if (f.modifier === 'buckets') return `${f.name}.buckets=${f.buckets}`;
   return f.modifier ? `${f.name}.${f.modifier}` : f.name;
 }

@@ -20,6 +20,8 @@ import type { HistField, HistSpec } from '../events/hist.js';
 
 const STRING_KEY = 64;
 const SAVED_STRING = 32;
+/** A string variable keeps this many bytes (63 and a NUL). */
+const STRING_VAR = 64;
 const H_ENTRIES = 0;
 const H_PAUSED = 1;
 // Bytes: i32 entries and paused; i64 drops (1), the snapshot trackers' global max (2), its
@@ -57,6 +59,10 @@ export class HistMap {
   private readonly slotWords: number;
   private readonly nvals: number;
   private readonly nvars: number;
+  /** Byte offset of each variable in a slot's variable area (after its set-flags word); string variables are STRING_VAR wide. */
+  private readonly varAt: number[] = [];
+  private readonly varString: boolean[];
+  private readonly varBytes: number;
   /** Byte offset of each tracker's area within a slot's tail, and the saved fields' widths. */
   private readonly trackers: { at: number; widths: number[] }[] = [];
   private readonly trackBytes: number;
@@ -76,6 +82,13 @@ export class HistMap {
     this.keyBytes = new Uint8Array(this.key.buffer);
     this.nvals = 1 + spec.vals.length;
     this.nvars = spec.vars.length;
+    this.varString = spec.vars.map((v) => v.string === true);
+    let varBytes = this.nvars ? 8 : 0;
+    for (const isString of this.varString) {
+      this.varAt.push(varBytes);
+      varBytes += isString ? STRING_VAR : 8;
+    }
+    this.varBytes = varBytes;
     let track = 0;
     for (const t of spec.trackers) {
       const widths = t.fields.map((_, i) => (t.strings?.[i] ? SAVED_STRING : 8));
@@ -84,7 +97,7 @@ export class HistMap {
     }
     this.trackBytes = track;
     const keyPart = 8 + Math.ceil((words * 4) / 8) * 8;
-    this.slotWords = (keyPart + (this.nvars ? 8 * (this.nvars + 1) : 0) + this.trackBytes) / 4;
+    this.slotWords = (keyPart + this.varBytes + this.trackBytes) / 4;
     this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotWords * 4);
     this.i32 = new Int32Array(this.sab);
     this.i64 = new BigInt64Array(this.sab);
@@ -220,19 +233,25 @@ export class HistMap {
   }
 
   /** Set the variables given (non-null) for the entry at `slot`. */
-  setVars(slot: number, vars: (bigint | null)[]): void {
-    const v0 = this.varIndex(slot);
-    const flags = v0 + this.nvars;
+  setVars(slot: number, vars: (bigint | string | null)[]): void {
+    const area = this.varArea(slot);
+    let set = 0n;
     for (let i = 0; i < vars.length; i++) {
       const v = vars[i];
       if (v === null || v === undefined) continue;
-      Atomics.store(this.i64, v0 + i, v);
-      Atomics.or(this.i64, flags, 1n << BigInt(i));
+      const at = area + this.varAt[i]!;
+      if (typeof v === 'string') {
+        this.u8.fill(0, at, at + STRING_VAR);
+        this.u8.set(Buffer.from(v, 'utf8').subarray(0, STRING_VAR - 1), at);
+      } else Atomics.store(this.i64, at >> 3, v);
+      set |= 1n << BigInt(i);
     }
+    if (set) Atomics.or(this.i64, area >> 3, set);
   }
 
-  private varIndex(slot: number): number {
-    return (HEADER + slot * this.slotWords * 4 + 8 + Math.ceil((this.keyWords * 4) / 8) * 8) >> 3;
+  /** Byte offset of the variable area (set-flags word, then the variables) of `slot`. */
+  private varArea(slot: number): number {
+    return HEADER + slot * this.slotWords * 4 + 8 + Math.ceil((this.keyWords * 4) / 8) * 8;
   }
 
   /** Byte offset of tracker `t`'s area in `slot`. */
@@ -278,13 +297,17 @@ export class HistMap {
   }
 
   /** Variable `index` of the entry with these keys, or null when there is none or it was never set. */
-  readVar(keys: HistKey[], index: number): bigint | null {
+  readVar(keys: HistKey[], index: number): bigint | string | null {
     this.setKeys(keys);
     const slot = this.find(false);
     if (slot < 0) return null;
-    const v0 = this.varIndex(slot);
-    if ((Atomics.load(this.i64, v0 + this.nvars) & (1n << BigInt(index))) === 0n) return null;
-    return Atomics.load(this.i64, v0 + index);
+    const area = this.varArea(slot);
+    if ((Atomics.load(this.i64, area >> 3) & (1n << BigInt(index))) === 0n) return null;
+    const at = area + this.varAt[index]!;
+    if (!this.varString[index]) return Atomics.load(this.i64, at >> 3);
+    const bytes = this.u8.subarray(at, at + STRING_VAR);
+    const nul = bytes.indexOf(0);
+    return Buffer.from(bytes.subarray(0, nul < 0 ? STRING_VAR : nul)).toString('utf8');
   }
 
   /** Every ready entry, its counts added up over the lanes. */

@@ -17,7 +17,7 @@ import type { EventRegistry } from '../events/registry.js';
 import {
   TRIGGER_HELP, parseTrigger, triggerLine, triggerSlot, type TriggerCommand, type TriggerSpec,
 } from '../events/trigger.js';
-import { HistError, exprRefs, histText, parseHist, resolveHist, type HistSpec } from '../events/hist.js';
+import { HistError, exprRefs, fieldText, histText, parseHist, resolveHist, type HistFieldVar, type HistSpec } from '../events/hist.js';
 import { HistMap, histShow } from './hist-map.js';
 import type { ControlBlock } from './control.js';
 
@@ -46,6 +46,8 @@ export interface HistRef {
   param: string;
   sab: SharedArrayBuffer;
   index: number;
+  /** The variable holds text. */
+  string: boolean;
 }
 
 /** The rules of one (instance, event), sent to every thread when they change. */
@@ -131,6 +133,10 @@ interface TriggerEntry {
   target: number;
   count: Int32Array;
   hist?: { spec: HistSpec; map: HistMap; refs: HistRef[]; synths: number[] };
+  /** A field variable's hidden hist trigger (see fieldVar()): how many triggers use it. */
+  hidden?: { users: number };
+  /** The field variables this trigger's onmatch params use, on their events. */
+  fieldVars?: { event: number; entry: TriggerEntry }[];
 }
 
 interface EventRules {
@@ -285,12 +291,12 @@ export class InstanceRules {
   readTriggers(event: number): string {
     const list = this.events.get(event)?.triggers ?? [];
     if (list.length === 0) return TRIGGER_HELP;
-    return list.map((t) => (t.hist ? histLine(t) : triggerLine(t.spec, Atomics.load(t.count, 0)))).join('');
+    return list.filter((t) => !t.hidden).map((t) => (t.hist ? histLine(t) : triggerLine(t.spec, Atomics.load(t.count, 0)))).join('');
   }
 
   /** The `hist` file: each hist trigger's table, newest first, as hist_trigger_show() prints it. */
   readHist(event: number): string {
-    const hists = (this.events.get(event)?.triggers ?? []).filter((t) => t.hist);
+    const hists = (this.events.get(event)?.triggers ?? []).filter((t) => t.hist && !t.hidden);
     const comm = () => this.host.thread.comm;
     return hists.map((t, i) => `${i > 0 ? '\n\n' : ''}${histShow(t.hist!.spec, t.hist!.map, histLine(t), comm)}`).join('');
   }
@@ -298,9 +304,50 @@ export class InstanceRules {
   /** O_TRUNC on `trigger` removes the hist triggers (and only those), as in the kernel. */
   removeHists(event: number): void {
     const r = this.events.get(event);
-    if (!r || !r.triggers.some((t) => t.hist)) return;
-    r.triggers = r.triggers.filter((t) => !t.hist);
+    const gone = r?.triggers.filter((t) => t.hist && !t.hidden) ?? [];
+    if (!r || gone.length === 0) return;
+    r.triggers = r.triggers.filter((t) => !gone.includes(t));
     this.publish(event);
+    for (const t of gone) this.releaseFieldVars(t.fieldVars);
+  }
+
+  /**
+   * A field of the matching event used as an onmatch param (`sched.sched_waking.prio`): a hidden
+   * hist trigger on that event, with the keys of its visible one, keeps the field per key in a
+   * variable (the kernel's field variables). Shared by the triggers that name the same field;
+   * gone with the last of them. Not in that event's `trigger` or `hist` files.
+   */
+  private fieldVar(matching: number, fv: HistFieldVar, pos: number): TriggerEntry {
+    const r = this.rules(matching);
+    const existing = r.triggers.find((t) => t.hidden && t.hist!.spec.vars[0]!.name === fv.name);
+    if (existing) {
+      existing.hidden!.users++;
+      return existing;
+    }
+    const type = this.type(matching);
+    const visible = r.triggers.find((t) => t.hist && !t.hidden);
+    if (!visible) throw new HistError(`${type.system}.${type.name} has no hist trigger to keep ${fv.field} in for each key`, pos);
+    if (!fieldsOf(type).some((f) => f.name === fv.field)) throw new HistError(`Couldn't find field: ${type.system}.${type.name}.${fv.field}`, pos);
+    const param = `:keys=${visible.hist!.spec.keys.map(fieldText).join(',')}:${fv.name}=${fv.field}`;
+    const hs = parseHist(param, 0, true);
+    resolveHist(hs, fieldsOf(type));
+    const entry: TriggerEntry = {
+      spec: parseTrigger(`hist${param}`), slot: `hist:${histText(hs)}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1),
+      hist: { spec: hs, map: new HistMap(hs), refs: [], synths: [] }, hidden: { users: 1 },
+    };
+    r.triggers.push(entry);
+    this.publish(matching);
+    return entry;
+  }
+
+  /** A trigger is gone (or was never added): let go of its field variables. */
+  private releaseFieldVars(fieldVars: TriggerEntry['fieldVars']): void {
+    for (const { event, entry } of fieldVars ?? []) {
+      if (--entry.hidden!.users > 0) continue;
+      const r = this.rules(event);
+      r.triggers = r.triggers.filter((x) => x !== entry);
+      this.publish(event);
+    }
   }
 
   /**
@@ -313,35 +360,57 @@ export class InstanceRules {
     let hs: HistSpec;
     let refs: HistRef[];
     let synths: number[];
+    const fieldVars: { event: number; entry: TriggerEntry }[] = [];
     try {
       hs = parseHist(spec.hist!.param, spec.hist!.offset);
       resolveHist(hs, fieldsOf(type));
+      if (!spec.remove) {
+        for (const a of hs.actions) {
+          const matching = this.host.registry.get(a.system, a.event);
+          for (const fv of a.fieldVars) if (matching) fieldVars.push({ event: matching.index, entry: this.fieldVar(matching.index, fv, a.pos) });
+        }
+      }
       refs = this.histRefs(event, hs);
+      const own = fieldsOf(type);
+      const isText = (kind: string | undefined) => kind === 'string' || kind === 'chars';
       synths = hs.actions.map((a) => {
         const synth = this.host.registry.get('synthetic', a.synth);
         if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError(`Couldn't find synthetic event: ${a.synth}`, a.pos);
-        if (fieldsOf(synth).length !== a.args.length) throw new HistError(`Param count mismatch: ${a.synth} has ${fieldsOf(synth).length} fields`, a.pos);
+        const params = fieldsOf(synth);
+        if (params.length !== a.args.length) throw new HistError(`Param count mismatch: ${a.synth} has ${params.length} fields`, a.pos);
+        a.args.forEach((arg, i) => {
+          const text = arg.startsWith('$') ? refs.find((r) => `$${r.name}` === arg)!.string : isText(own.find((f) => f.name === arg)?.kind);
+          if (text !== isText(params[i]!.kind)) throw new HistError(`Param type mismatch: ${arg} is ${text ? 'text' : 'a number'}, ${a.synth}.${params[i]!.name} is not`, a.pos);
+        });
         const source = this.host.registry.get(a.system, a.event);
         if (!source) throw new HistError(`Couldn't find event: ${a.system}.${a.event}`, a.pos);
         return synth.index;
       });
     } catch (err) {
+      this.releaseFieldVars(fieldVars);
       if (!(err instanceof HistError)) throw err;
       this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
       fail(err.code, `hist: ${err.text}`);
     }
-    if (spec.filter !== null) this.check(spec.filter, type);
     const r = this.rules(event);
     const key = histText(hs);
-    const existing = r.triggers.find((t) => t.hist && histText(t.hist.spec) === key);
+    const existing = r.triggers.find((t) => t.hist && !t.hidden && histText(t.hist.spec) === key);
+    try {
+      if (spec.filter !== null) this.check(spec.filter, type);
+      if (existing && !spec.remove && !hs.pause && !hs.cont && !hs.clear) fail('EEXIST', `a ${key} trigger is already set`);
+    } catch (err) {
+      this.releaseFieldVars(fieldVars);
+      throw err;
+    }
     if (spec.remove) {
       if (!existing) return;
       r.triggers = r.triggers.filter((t) => t !== existing);
       this.publish(event);
+      this.releaseFieldVars(existing.fieldVars);
       return;
     }
     if (existing) {
-      if (!hs.pause && !hs.cont && !hs.clear) fail('EEXIST', `a ${key} trigger is already set`);
+      this.releaseFieldVars(fieldVars);
       if (hs.clear) existing.hist!.map.clear();
       if (hs.pause) existing.hist!.map.paused = true;
       if (hs.cont) existing.hist!.map.paused = false;
@@ -355,6 +424,7 @@ export class InstanceRules {
         const named = rules.triggers.find((t) => t.hist?.spec.name === hs.name);
         if (!named) continue;
         if (histText(named.hist!.spec) !== key) {
+          this.releaseFieldVars(fieldVars);
           const err = new HistError("Named hist trigger doesn't match existing named trigger (includes variables)", spec.hist!.offset);
           this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
           fail('EINVAL', `hist: ${err.text}`);
@@ -369,7 +439,7 @@ export class InstanceRules {
     if (hs.trackers.some((t) => t.action === 'snapshot')) this.host.allocateSnapshot();
     // A variable this hist reads from itself points at its own table.
     for (const ref of refs) if (ref.event === event && ref.sab.byteLength === 0) ref.sab = map.sab;
-    r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths } });
+    r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths }, fieldVars });
     this.publish(event);
   }
 
@@ -382,17 +452,19 @@ export class InstanceRules {
         if (refs.some((r) => r.name === ref.name)) continue;
         const own = hs.vars.findIndex((x) => x.name === ref.name);
         if (own >= 0) {
-          refs.push({ name: ref.name, event, param: '', sab: new SharedArrayBuffer(0), index: own });
+          refs.push({ name: ref.name, event, param: '', sab: new SharedArrayBuffer(0), index: own, string: hs.vars[own]!.string === true });
           continue;
         }
         let found: HistRef | null = null;
         for (const [e, rules] of this.events) {
           for (const t of rules.triggers) {
             const index = t.hist?.spec.vars.findIndex((x) => x.name === ref.name) ?? -1;
-            if (index >= 0) found = { name: ref.name, event: e, param: t.spec.hist!.param, sab: t.hist!.map.sab, index };
+            if (index >= 0) found = { name: ref.name, event: e, param: t.spec.hist!.param, sab: t.hist!.map.sab, index, string: t.hist!.spec.vars[index]!.string === true };
           }
         }
         if (!found) throw new HistError(`Couldn't find variable: $${ref.name}`, ref.pos);
+        // Text goes only to an action's parameters, never into an expression.
+        if (found.string && list !== actionRefs) throw new HistError('String type can not be an operand in an expression', ref.pos);
         refs.push(found);
       }
     }

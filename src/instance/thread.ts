@@ -374,7 +374,7 @@ export class ThreadContext {
    * (hist-fire.ts); variables, onmatch actions and onmax/onchange trackers run after them.
    */
   private histFire(plan: TriggerPlan, type: EventType, slot: number): (p: any, ts: number) => void {
-    const spec = parseHist(plan.hist!.param, 0);
+    const spec = parseHist(plan.hist!.param, 0, true);
     resolveHist(spec, fieldsOf(type));
     const map = new HistMap(spec, plan.hist!.sab, plan.hist!.lanes);
     const pid = this.pid;
@@ -384,15 +384,20 @@ export class ThreadContext {
     const sources = plan.hist!.refs.map((r) => {
       if (r.param === '') return { name: r.name, map, index: r.index };
       const sourceType = this.registry.byIndex(r.event)!;
-      const sourceSpec = parseHist(r.param, 0);
+      const sourceSpec = parseHist(r.param, 0, true);
       resolveHist(sourceSpec, fieldsOf(sourceType));
       return { name: r.name, map: new HistMap(sourceSpec, r.sab), index: r.index };
     });
-    type Eval = (p: any, ts: number, k: HistKey[], own: (bigint | null)[]) => bigint | null;
+    // Variables hold bigints, or text for a string field (resolveHist keeps text out of + and -).
+    type Value = bigint | string | null;
+    type Eval = (p: any, ts: number, k: HistKey[], own: Value[]) => Value;
     const compile = (e: HistExpr): Eval => {
       if (e.kind === 'field') {
         const get = fieldGetter(e.field, pid);
-        return (p, ts) => BigInt(get(p, ts) as number | bigint);
+        return (p, ts) => {
+          const v = get(p, ts);
+          return typeof v === 'string' ? v : BigInt(v);
+        };
       }
       if (e.kind === 'ref') {
         const own = spec.vars.findIndex((v) => v.name === e.name);
@@ -402,8 +407,8 @@ export class ThreadContext {
       const a = compile(e.a);
       const b = compile(e.b);
       return e.op === '+'
-        ? (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : x + y; }
-        : (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : x - y; };
+        ? (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : (x as bigint) + (y as bigint); }
+        : (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : (x as bigint) - (y as bigint); };
     };
     const vars = spec.vars.map((v) => compile(v.expr));
     // Actions: the synthetic event, its fields from `$var`s and this event's fields.
@@ -418,14 +423,14 @@ export class ThreadContext {
       const args = a.args.map((arg) => {
         if (arg.startsWith('$')) {
           const index = spec.vars.findIndex((v) => `$${v.name}` === arg);
-          if (index >= 0) return (_p: any, _k: HistKey[], own: (bigint | null)[]) => own[index] ?? null;
+          if (index >= 0) return (_p: any, _k: HistKey[], own: Value[]) => own[index] ?? null;
           // Another hist trigger's variable, for this hit's key.
           const src = sources.find((x) => `$${x.name}` === arg)!;
           return (_p: any, k: HistKey[]) => src.map.readVar(k, src.index);
         }
         return arg === 'common_pid' ? () => pid : (p: any) => p[arg] as unknown;
       });
-      return (p: any, k: HistKey[], own: (bigint | null)[]) => {
+      return (p: any, k: HistKey[], own: Value[]) => {
         const payload: Record<string, unknown> = {};
         for (let j = 0; j < args.length; j++) {
           const v = args[j]!(p, k, own);
@@ -440,9 +445,9 @@ export class ThreadContext {
     const trackers = spec.trackers.map((t, i) => {
       const index = spec.vars.findIndex((v) => v.name === t.variable);
       const fields = t.fields.map((f) => (f === 'common_pid' ? () => BigInt(pid) : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
-      return (p: any, at: number, own: (bigint | null)[]) => {
+      return (p: any, at: number, own: Value[]) => {
         const v = own[index];
-        if (v === null || v === undefined) return;
+        if (typeof v !== 'bigint') return; // never assigned for this hit (tracked variables are numeric)
         const globalMax = map.track(at, i, v, t.handler === 'onmax', fields.map((f) => f(p)), t.action === 'snapshot');
         // snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
         if (globalMax && control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
@@ -451,7 +456,7 @@ export class ThreadContext {
     const rich = vars.length > 0 || actions.length > 0 || trackers.length > 0;
     const rest = (p: any, ts: number, at: number) => {
       const k = keys.map((f) => f(p, ts));
-      const own: (bigint | null)[] = [];
+      const own: Value[] = [];
       for (const v of vars) own.push(v(p, ts, k, own));
       map.setVars(at, own);
       for (const act of actions) act(p, k, own);
