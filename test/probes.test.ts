@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tracer } from '../src/index.js';
 import type { TraceError } from '../src/errno.js';
+import { needTraceCmd, traceCmd } from './helpers/trace-cmd.js';
 
 const LIB = `
 exports.add = (a, b) => a + b;
@@ -211,6 +212,31 @@ test('reach: local calls are warned about; getters, read-only and frozen targets
   } finally {
     process.off('warning', onWarning);
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('probe and synthetic events in a trace.dat: trace-cmd report prints them as our trace does', async (t) => {
+  if (!needTraceCmd(t)) return;
+  const { dir, file, lib, tracer, done } = setup();
+  try {
+    tracer.write('dynamic_events', `f:app/add ${file}:add a=$arg1:s32 b=$arg2:x32`);
+    tracer.append('dynamic_events', `f:app/add_ret ${file}:add%return r=$retval:u64 who=$comm`);
+    tracer.write('synthetic_events', 'sum u64 value; char note[8]');
+    tracer.write('events/app/add_ret/trigger', 'hist:keys=r:onmatch(app.add_ret).trace(sum,r,who)');
+    tracer.write('events/app/enable', '1');
+    tracer.write('events/synthetic/enable', '1');
+    lib.add(2, 40);
+    const body = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#') && !l.startsWith('cpus=')).map((l) => l.replace(/^.*?\d+\.\d{6}: (\w+):\s+/, '$1: '));
+    const ours = body(tracer.read('trace'));
+    assert.deepEqual(ours.map((l) => l.replace(/duration_ns=\d+/, 'duration_ns=N')), [
+      `add: (${file}:add) a=2 b=0x28`,
+      `add_ret: (${file}:add <- return) r=42 who="${tracer.threadNames()[0]}" duration_ns=N`,
+      `sum: value=42 note=${tracer.threadNames()[0]!.slice(0, 7)}`,
+    ]);
+    await tracer.saveTraceDat(join(dir, 'probes.dat'));
+    assert.deepEqual(body(traceCmd(['report', '-i', join(dir, 'probes.dat')])), ours);
+  } finally {
+    done();
   }
 });
 
