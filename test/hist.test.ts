@@ -87,6 +87,42 @@ test('modifiers, string keys, several keys, sort by a value descending, a second
   assert.match(tables[4]!, /sort=bytes\.descending:size=2048/);
 });
 
+test('.percent, .graph, nohitcount, .syscall; enable_hist and disable_hist switch another event\'s hist triggers', () => {
+  const { tracer, req, path, hist } = setup();
+  tracer.write(path, 'hist:keys=status:vals=hitcount.percent,bytes.graph:sort=status');
+  for (const [status, bytes, n] of [[200, 10, 3], [404, 40, 1]] as const) for (let i = 0; i < n; i++) req.emit({ route: '/', status, bytes, delta: 0 });
+  assert.equal(tracer.read(path), 'hist:keys=status:vals=hitcount.percent,bytes.graph:sort=status:size=2048 [active]\n');
+  // hitcount: 3 of 4 hits; bytes: 30 and 40 against the largest, 40 (a 20-character bar).
+  assert.match(hist(), /^\{ status:        200 \} hitcount \(%\):  75\.00  bytes: #{15} {5}\n\{ status:        404 \} hitcount \(%\):  25\.00  bytes: #{20}\n/m);
+  tracer.write(path, 'hist:keys=status.syscall:vals=bytes:nohitcount');
+  req.emit({ route: '/', status: 7, bytes: 5, delta: 0 });
+  assert.equal(tracer.read(path), 'hist:keys=status.syscall:vals=bytes:sort=hitcount:size=2048:nohitcount [active]\n');
+  assert.match(hist(), /^\{ status: unknown_syscall {15}\[  7\] \}  bytes:          5\n/m);
+  assert.throws(() => tracer.append(path, 'hist:keys=route:nohitcount'), code('ENOENT'));
+  assert.match(tracer.read('error_log'), /Non-hitcount value is required for 'nohitcount'/);
+  assert.throws(() => tracer.append(path, 'hist:keys=status.percent'), code('EINVAL'));
+  // enable_hist / disable_hist: pause and continue the target's hist triggers, counted on a change.
+  const ctl = tracer.defineEvent('app', 'ctl', { on: 'u8' });
+  const resume = tracer.defineEvent('app', 'resume', { on: 'u8' });
+  tracer.write('events/app/ctl/trigger', 'disable_hist:http:request:1');
+  assert.throws(() => tracer.append('events/app/ctl/trigger', 'enable_hist:http:request'), code('EEXIST'), 'one of the two per target, as enable_event/disable_event');
+  tracer.write('events/app/resume/trigger', 'enable_hist:http:request:2 if on == 1');
+  assert.equal(tracer.read('events/app/ctl/enable'), '0*\n');
+  assert.equal(tracer.read('events/http/request/enable'), '0*\n', 'soft from its own hist trigger, not from enable_hist');
+  ctl.emit({ on: 0 });
+  assert.match(tracer.read(path), /\[paused\]/);
+  req.emit({ route: '/', status: 7, bytes: 5, delta: 0 });
+  assert.match(hist(), /bytes:          5\n/, 'paused: not counted');
+  resume.emit({ on: 0 });
+  assert.match(tracer.read(path), /\[paused\]/, 'its filter said no');
+  resume.emit({ on: 1 });
+  req.emit({ route: '/', status: 7, bytes: 5, delta: 0 });
+  assert.match(hist(), /bytes:         10\n/);
+  resume.emit({ on: 1 });
+  assert.equal(tracer.read('events/app/resume/trigger'), 'enable_hist:http:request:count=1 if on == 1\n', 'counted on a change only');
+  assert.equal(tracer.read('events/app/ctl/trigger'), 'disable_hist:http:request:count=0\n');
+});
+
 test('limits and errors: EINVAL with an error_log entry under hist:SYS:EV and a caret at the fault', () => {
   const { tracer, path } = setup();
   const bad: [string, RegExp][] = [

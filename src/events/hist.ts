@@ -17,7 +17,7 @@ const MAX_SORT = 2;
 const MIN_BITS = 7;
 const MAX_BITS = 17;
 
-export type HistModifier = 'hex' | 'sym' | 'sym-offset' | 'execname' | 'log2' | 'buckets' | 'usecs';
+export type HistModifier = 'hex' | 'sym' | 'sym-offset' | 'syscall' | 'execname' | 'log2' | 'buckets' | 'usecs' | 'percent' | 'graph';
 
 export interface HistField {
   /** A field of the event, `common_pid`, `common_timestamp`, or `hitcount` (values and sort only). */
@@ -71,8 +71,12 @@ export interface HistAction {
 
 export interface HistSpec {
   keys: HistField[];
-  /** Without hitcount, which is always first. */
+  /** hitcount, always the first value (its modifier: `.percent`, `.graph`, `.hex`). */
+  hitcount: HistField;
+  /** Without hitcount. */
   vals: HistField[];
+  /** `:nohitcount` (`:NOHC`): the hist file leaves hitcount out. */
+  noHitcount: boolean;
   sort: { name: string; descending: boolean; pos: number }[];
   size: number;
   name: string | null;
@@ -111,7 +115,7 @@ export class HistError extends Error {
   }
 }
 
-const MODIFIERS = new Set(['hex', 'sym', 'sym-offset', 'execname', 'log2', 'usecs']);
+const MODIFIERS = new Set(['hex', 'sym', 'sym-offset', 'syscall', 'execname', 'log2', 'usecs', 'percent', 'graph']);
 
 function parseField(text: string, at: number, allowHitcount: boolean): HistField {
   const dot = text.indexOf('.');
@@ -141,7 +145,10 @@ function list(value: string, at: number, allowHitcount: boolean): HistField[] {
 
 /** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
 export function parseHist(param: string, offset: number, fieldVarsAllowed = false): HistSpec {
-  const spec: HistSpec = { keys: [], vals: [], sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [], trackers: [] };
+  const spec: HistSpec = {
+    keys: [], hitcount: { name: 'hitcount', modifier: null, buckets: 0, pos: offset }, vals: [], noHitcount: false,
+    sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [], trackers: [],
+  };
   let pos = offset;
   for (const token of param.split(':')) {
     const eq = token.indexOf('=');
@@ -159,9 +166,16 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
         break;
       case 'val':
       case 'vals':
-      case 'values':
-        spec.vals = list(value, at, true).filter((f) => f.name !== 'hitcount');
+      case 'values': {
+        const all = list(value, at, true);
+        spec.hitcount = all.find((f) => f.name === 'hitcount') ?? spec.hitcount;
+        spec.vals = all.filter((f) => f.name !== 'hitcount');
         if (spec.vals.length + 1 > MAX_VALS) throw new HistError('Too many values', at);
+        break;
+      }
+      case 'nohitcount':
+      case 'NOHC':
+        spec.noHitcount = true;
         break;
       case 'sort': {
         spec.sort = value.split(',').map((s) => {
@@ -244,6 +258,7 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
     pos += token.length + 1;
   }
   if (spec.keys.length === 0) throw new HistError('Missing keys', offset);
+  if (spec.noHitcount && spec.vals.length === 0) throw new HistError("Non-hitcount value is required for 'nohitcount'", offset, 'ENOENT');
   if (spec.sort.length === 0) spec.sort = [{ name: 'hitcount', descending: false, pos: offset }];
   return spec;
 }
@@ -283,6 +298,8 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
       if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
       return;
     }
+    if ((f.modifier === 'percent' || f.modifier === 'graph') && isKey) throw new HistError(`.${f.modifier} is for values only`, at);
+    if (f.modifier === 'syscall' && !isKey) throw new HistError('.syscall is for keys only', at);
     if (f.modifier === 'execname') throw new HistError('.execname is only for common_pid', at);
     if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
     const layout = fields.find((x) => x.name === f.name);
@@ -346,13 +363,13 @@ export function fieldText(f: HistField): string {
 
 /** The kernel's readback: `hist:[NAME:]keys=…:vals=hitcount[,…]:sort=…:size=N`. */
 export function histText(spec: HistSpec): string {
-  const vals = ['hitcount', ...spec.vals.map(fieldText)].join(',');
+  const vals = [...(spec.noHitcount ? [] : [fieldText(spec.hitcount)]), ...spec.vals.map(fieldText)].join(',');
   const sort = spec.sort.map((s) => `${s.name}${s.descending ? '.descending' : ''}`).join(',');
   // Variables print as one comma list; a hist reading timestamps names its clock (the kernel's readback).
   const vars = spec.vars.length ? `:${spec.vars.map((v) => `${v.name}=${v.text}`).join(',')}` : '';
   const clock = usesTimestamp(spec) ? ':clock=global' : '';
   const actions = [...spec.actions, ...spec.trackers].map((a) => `:${a.text}`).join('');
-  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${clock}${actions}`;
+  return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${clock}${spec.noHitcount ? ':nohitcount' : ''}${actions}`;
 }
 
 function usesTimestamp(spec: HistSpec): boolean {

@@ -1,13 +1,13 @@
 /**
  * Event trigger commands as the kernel parses them (kernel/trace/trace_events_trigger.c):
- * `[!]<cmd>[:<count>] [if <filter>]`, and for enable_event/disable_event
- * `[!]<cmd>:<sys>:<event>[:<count>] [if <filter>]`. Only the text is handled here; the filter
+ * `[!]<cmd>[:<count>] [if <filter>]`, and for enable_event/disable_event and
+ * enable_hist/disable_hist `[!]<cmd>:<sys>:<event>[:<count>] [if <filter>]`. Only the text is handled here; the filter
  * after `if` is compiled by filter.ts against the event's fields and run by the instance.
  */
 import { fail } from '../errno.js';
 import { parseKernelInteger } from './filter.js';
 
-export const TRIGGER_COMMANDS = ['traceon', 'traceoff', 'snapshot', 'stacktrace', 'enable_event', 'disable_event', 'hist'] as const;
+export const TRIGGER_COMMANDS = ['traceon', 'traceoff', 'snapshot', 'stacktrace', 'enable_event', 'disable_event', 'enable_hist', 'disable_hist', 'hist'] as const;
 export type TriggerCommand = (typeof TRIGGER_COMMANDS)[number];
 
 /** What `trigger` reads when it has none: the commands this tracer knows, in the kernel's order. */
@@ -17,7 +17,7 @@ export interface TriggerSpec {
   command: TriggerCommand;
   /** `!cmd…`: remove the matching trigger. */
   remove: boolean;
-  /** enable_event/disable_event: the event switched. */
+  /** enable_event/disable_event: the event switched; enable_hist/disable_hist: the event whose hist triggers are. */
   target?: { system: string; event: string };
   /** Times it may still fire; -1 is unlimited. */
   count: number;
@@ -41,6 +41,9 @@ export function triggerSlot(spec: Pick<TriggerSpec, 'command' | 'target'>): stri
     case 'enable_event':
     case 'disable_event':
       return `event:${spec.target!.system}:${spec.target!.event}`;
+    case 'enable_hist':
+    case 'disable_hist':
+      return `histonoff:${spec.target!.system}:${spec.target!.event}`;
     default:
       return spec.command;
   }
@@ -61,7 +64,7 @@ export function parseTrigger(text: string): TriggerSpec {
   const command = TRIGGER_COMMANDS.find((c) => c === name);
   if (!command) fail('EINVAL', `unknown trigger command '${name}' (have: ${TRIGGER_COMMANDS.join(' ')})`);
   if (command === 'hist') return parseHistTrigger(buff, end, remove);
-  const needsParam = command === 'enable_event' || command === 'disable_event';
+  const needsParam = command === 'enable_event' || command === 'disable_event' || command === 'enable_hist' || command === 'disable_hist';
   let param: string | null = null;
   let filter: string | null = null;
   if (rest === null) {

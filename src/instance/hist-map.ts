@@ -412,17 +412,30 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
         // address, as sprint_symbol() prints one it cannot name.
         case 'sym': return `${f.name}: [${v.toString(16)}] ${`0x${v.toString(16)}`.padEnd(45)}`;
         case 'sym-offset': return `${f.name}: [${v.toString(16)}] ${`0x${v.toString(16)}`.padEnd(55)}`;
+        // No system calls in JavaScript: every number is one the kernel could not name.
+        case 'syscall': return `${f.name}: ${'unknown_syscall'.padEnd(30)}[${String(v).padStart(3)}]`;
         case 'execname': return `${f.name}: ${comm(v).padEnd(16)}[${String(v).padStart(10)}]`;
         case 'log2': return `${f.name}: ~ 2^${String(v).padEnd(2)}`;
         case 'buckets': return `${f.name}: ~ ${v}-${v + BigInt(f.buckets) - 1n}`;
         default: return `${f.name}: ${String(v).padStart(10)}`;
       }
     }).join(', ');
+  // .percent is of the column's sum, .graph a bar against its largest value (the kernel's totals).
+  const fields = [spec.hitcount, ...spec.vals];
+  const totals = fields.map((f, i) => entries.reduce((t, e) => (f.modifier === 'percent' ? t + e.vals[i]! : e.vals[i]! > t ? e.vals[i]! : t), 0n));
+  const value = (f: HistField, i: number, v: bigint): string => {
+    if (f.modifier === 'percent') {
+      const pc = percentage(v, totals[i]!);
+      return ` ${f.name} (%):${pc === null ? '[ERROR]' : ` ${String(pc / 100n).padStart(3)}.${String(pc % 100n).padStart(2, '0')}`}`;
+    }
+    if (f.modifier === 'graph') {
+      const pc = percentage(v, totals[i]!);
+      return ` ${f.name}: ${pc === null ? '[ERROR]'.padStart(20) : '#'.repeat(Number((pc * 20n) / 10000n)).padEnd(20)}`;
+    }
+    return f.modifier === 'hex' ? ` ${f.name}: ${v.toString(16).padStart(10)}` : ` ${f.name}: ${String(v).padStart(10)}`;
+  };
   const lines = entries.map((e) => {
-    const vals = spec.vals.map((f, i) => {
-      const v = e.vals[i + 1]!;
-      return f.modifier === 'hex' ? `  ${f.name}: ${v.toString(16).padStart(10)}` : `  ${f.name}: ${String(v).padStart(10)}`;
-    });
+    const vals = [...(spec.noHitcount ? [] : [value(spec.hitcount, 0, e.vals[0]!)]), ...spec.vals.map((f, i) => ` ${value(f, i + 1, e.vals[i + 1]!)}`)];
     // onmax/onchange: `\n\tmax: N` and the saved fields (strings %-32s, numbers %10llu), as track_data_print().
     const tracked = spec.trackers.map((t, i) => {
       const tr = e.tracked[i]!;
@@ -433,7 +446,7 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
         return typeof v === 'string' ? `  ${f}: ${v.padEnd(32)}` : `  ${f}: ${String(v).padStart(10)}`;
       }).join('');
     });
-    return `{ ${keyText(e)} } hitcount: ${String(e.vals[0]!).padStart(10)}${vals.join('')}${tracked.join('')}\n`;
+    return `{ ${keyText(e)} }${vals.join('')}${tracked.join('')}\n`;
   });
   const snap = spec.trackers.find((t) => t.action === 'snapshot');
   const taken = snap ? map.snapshotMax : null;
@@ -495,6 +508,13 @@ export function keyGetter(f: HistField, pid: number): (p: any, ts: number) => Hi
     };
   }
   return get;
+}
+
+/** val * 10000 / total (hundredths of a percent), as the kernel's __get_percentage(); null for x/0. */
+function percentage(val: bigint, total: bigint): bigint | null {
+  if (total === 0n) return val === 0n ? 0n : null;
+  const pc = val < 0xffffffffffffffffn / 10000n ? (val * 10000n) / total : total / 10000n === 0n ? null : val / (total / 10000n);
+  return pc === null || pc > 0xffffffffn ? null : pc;
 }
 
 /** ilog2(roundup_pow_of_two(v)) of a non-negative safe integer: the bit length of v - 1. */

@@ -68,6 +68,11 @@ export const SYSTEM_FILTER_HELP = '### global filter ###\n# Use this to set filt
   + '# Only events with the given fields will be affected.\n'
   + '# If no events are modified, an error message will be displayed here\n';
 
+/** enable_event/disable_event put their target in soft mode; enable_hist/disable_hist do not. */
+function switchesEvent(spec: TriggerSpec): boolean {
+  return spec.command === 'enable_event' || spec.command === 'disable_event';
+}
+
 /** A hist trigger's readback line: the normalized spec, its filter, and whether it is paused. */
 function histLine(t: TriggerEntry): string {
   return `${histText(t.hist!.spec)}${t.spec.filter !== null ? ` if ${t.spec.filter}` : ''} [${t.hist!.map.paused ? 'paused' : 'active'}]\n`;
@@ -492,7 +497,7 @@ export class InstanceRules {
     if (spec.remove) {
       if (at < 0) return;
       const [gone] = r.triggers.splice(at, 1);
-      if (gone!.target >= 0) this.softRefs.set(gone!.target, (this.softRefs.get(gone!.target) ?? 1) - 1);
+      if (gone!.target >= 0 && switchesEvent(gone!.spec)) this.softRefs.set(gone!.target, (this.softRefs.get(gone!.target) ?? 1) - 1);
       this.publish(event);
       return;
     }
@@ -504,7 +509,7 @@ export class InstanceRules {
     const count = new Int32Array(new SharedArrayBuffer(4));
     count[0] = spec.count;
     r.triggers.unshift({ spec, slot, target, count });
-    if (target >= 0) this.softRefs.set(target, (this.softRefs.get(target) ?? 0) + 1);
+    if (target >= 0 && switchesEvent(spec)) this.softRefs.set(target, (this.softRefs.get(target) ?? 0) + 1);
     this.publish(event);
   }
 

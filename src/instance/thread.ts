@@ -39,6 +39,8 @@ interface Trigger {
   post: boolean;
   /** hist needs the record's values and timestamp (mono ns, -1 when not recorded); the others only that it fired. */
   fire: (p: any, ts: number) => void;
+  /** A hist trigger's table: what enable_hist/disable_hist pause and continue. */
+  histMap: HistMap | null;
 }
 
 /** A (instance, event)'s filter and triggers, compiled for this thread. */
@@ -331,6 +333,7 @@ export class ThreadContext {
     const cond = compileOrNull(plan.filter, type, this);
     let fire: (p: any, ts: number) => void;
     let post = false;
+    let histMap: HistMap | null = null;
     switch (plan.command) {
       case 'traceon':
       case 'traceoff': {
@@ -355,8 +358,21 @@ export class ThreadContext {
         };
         break;
       case 'hist':
-        fire = this.histFire(plan, type, slot);
+        ({ fire, map: histMap } = this.histFire(plan, type, slot));
         break;
+      case 'enable_hist':
+      case 'disable_hist': {
+        // The target's hist triggers in this instance, as this thread compiled them; their
+        // paused flags live in the shared tables, so one thread's switch is every thread's.
+        const paused = plan.command === 'disable_hist';
+        const target = plan.target;
+        fire = () => {
+          const maps = (this.rules[slot]?.get(target)?.triggers ?? []).flatMap((t) => (t.histMap ? [t.histMap] : []));
+          if (!maps.some((m) => m.paused !== paused) || !take(count)) return;
+          for (const m of maps) m.paused = paused;
+        };
+        break;
+      }
       default: {
         const on = plan.command === 'enable_event';
         const target = plan.target;
@@ -366,14 +382,14 @@ export class ThreadContext {
         };
       }
     }
-    return { cond, post, fire };
+    return { cond, post, fire, histMap };
   }
 
   /**
    * A hist trigger: the counts of each hit go through the code compileHistFire() makes for it
    * (hist-fire.ts); variables, onmatch actions and onmax/onchange trackers run after them.
    */
-  private histFire(plan: TriggerPlan, type: EventType, slot: number): (p: any, ts: number) => void {
+  private histFire(plan: TriggerPlan, type: EventType, slot: number): { fire: (p: any, ts: number) => void; map: HistMap } {
     const spec = parseHist(plan.hist!.param, 0, true);
     resolveHist(spec, fieldsOf(type));
     const map = new HistMap(spec, plan.hist!.sab, plan.hist!.lanes);
@@ -462,7 +478,7 @@ export class ThreadContext {
       for (const act of actions) act(p, k, own);
       for (const track of trackers) track(p, at, own);
     };
-    return compileHistFire(spec, map, map.lane(this.cpu), this.pid, plan.hist!.param.includes('common_timestamp'), rich ? rest : null);
+    return { fire: compileHistFire(spec, map, map.lane(this.cpu), this.pid, plan.hist!.param.includes('common_timestamp'), rich ? rest : null), map };
   }
 
   /** This thread's emitter for an event defined by index (a synthetic event written by an action). */
