@@ -7,8 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Tracer } from '../src/index.js';
@@ -134,6 +135,35 @@ test('FUSE: snapshot, filters and triggers from a shell, with the kernel\'s erro
     const want = '1\nstatus >= 500\nbogus == 1\n      ^\nparse_error: Field not found\ntraceoff:unlimited\n1*\n';
     assert.ok(r.out.startsWith(want), r.out);
     assert.match(r.out, /write error: Invalid argument\n.*write error: File exists\n$/);
+  });
+});
+
+test('FUSE: a function probe, its hist and its removal from a shell; synthetic_events too', async (t) => {
+  if (!needFuse(t)) return;
+  await withMount(async (dir) => {
+    const libDir = mkdtempSync(join(tmpdir(), 'nftrace-fuse-probe-'));
+    try {
+      const file = join(libDir, 'lib.cjs');
+      writeFileSync(file, 'exports.add = (a, b) => a + b;\n');
+      const lib = createRequire(join(libDir, 'x.js'))(file) as { add: (a: number, b: number) => number };
+      const original = lib.add;
+      const define = await sh(dir, [
+        `echo 'f:app/add ${file}:add a=$arg1:s32 b=$arg2:s32' >> dynamic_events`,
+        'echo 1 > events/app/add/enable',
+        "echo 'hist:keys=a' >> events/app/add/trigger",
+        "echo 'lat u64 us' >> synthetic_events",
+        'cat dynamic_events synthetic_events',
+      ].join(' && '));
+      assert.equal(define.out, `f:app/add ${file}:add a=$arg1:s32 b=$arg2:s32\nlat\tu64 us\n`);
+      for (const a of [1, 1, 2]) lib.add(a, 10);
+      const read = await sh(dir, "grep -c 'add: ' trace; grep hitcount events/app/add/hist; echo '-:app/add' >> dynamic_events");
+      assert.match(read.out, /^3\n# trigger info: hist:keys=a:vals=hitcount:sort=hitcount:size=2048 \[active\]\n\{ a: +2 \} hitcount: +1\n\{ a: +1 \} hitcount: +2\n.*Device or resource busy\n$/s);
+      const remove = await sh(dir, "echo 0 > events/app/add/enable && : > events/app/add/trigger && echo '-:app/add' >> dynamic_events && echo '!lat' >> synthetic_events && ls events/app; cat dynamic_events synthetic_events");
+      assert.match(remove.out, /ls: cannot access 'events\/app': No such file or directory\n$/);
+      assert.equal(lib.add, original);
+    } finally {
+      rmSync(libDir, { recursive: true, force: true });
+    }
   });
 });
 
