@@ -212,7 +212,8 @@ async function main() {
   console.log('| case | ns/call | over the plain call |');
   console.log('|---|---:|---:|');
   for (const [name, ns] of [['plain function', probes.plainNs], ['probe defined, event off (original in place)', probes.probedOffNs], ['entry probe, 2 s32 args, recorded', probes.entryNs], ['return probe, $retval, recorded', probes.returnNs], ['return probe feeding a hist trigger (not recorded)', probes.histNs]] as const) {
-    console.log(`| ${name} | ${ns.toFixed(1)} | +${(ns - probes.plainNs).toFixed(1)} |`);
+    const over = ns - probes.plainNs;
+    console.log(`| ${name} | ${ns.toFixed(1)} | ${over < 0 ? '' : '+'}${over.toFixed(1)} |`);
   }
   console.log(`\nhist trigger keys=k:vals=v on a static event, not recorded: ${probes.histEventNs.toFixed(1)} ns per emit (${probes.eventOffNs.toFixed(1)} with the event off)`);
   const clockNs = get('clock read: nftrace monoNow()');
