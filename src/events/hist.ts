@@ -14,6 +14,8 @@ export const HIST_DEFAULT_SIZE = 2048;
 const MAX_KEYS = 3;
 const MAX_VALS = 3;
 const MAX_SORT = 2;
+/** TRACING_MAP_VARS_MAX. */
+const MAX_VARS = 16;
 const MIN_BITS = 7;
 const MAX_BITS = 17;
 
@@ -71,12 +73,16 @@ export interface HistAction {
 
 export interface HistSpec {
   keys: HistField[];
-  /** hitcount, always the first value (its modifier: `.percent`, `.graph`, `.hex`). */
-  hitcount: HistField;
-  /** Without hitcount. */
+  /**
+   * Values after the raw hitcount (always counted, printed first unless `nohitcount`). A plain
+   * `hitcount` is that one; with a modifier (`hitcount.percent`) it is a column of its own, as
+   * the kernel's create_val_fields() makes it.
+   */
   vals: HistField[];
   /** `:nohitcount` (`:NOHC`): the hist file leaves hitcount out. */
   noHitcount: boolean;
+  /** `:clock=NAME`, read back when timestamps are used (default `global`). */
+  clock: string;
   sort: { name: string; descending: boolean; pos: number }[];
   size: number;
   name: string | null;
@@ -101,19 +107,31 @@ export interface HistTracker {
   pos: number;
 }
 
+/**
+ * A hist spec the kernel would refuse. `text` is what error_log shows: the kernel's own message
+ * (trace_events_hist.c's err_text) wherever it has one; `detail` (what, which) goes only into
+ * the thrown error's message, as the caret already points at it in the log.
+ */
 export class HistError extends Error {
   readonly code: ErrnoCode;
   readonly text: string;
   readonly pos: number;
 
-  constructor(text: string, pos: number, code: ErrnoCode = 'EINVAL') {
-    super(`${code}: ${text}`);
+  constructor(text: string, pos: number, detail = '', code: ErrnoCode = 'EINVAL') {
+    super(`${code}: ${text}${detail ? `: ${detail}` : ''}`);
     this.name = 'HistError';
     this.code = code;
     this.text = text;
     this.pos = pos;
   }
+
+  /** The thrown message's text, without the errno. */
+  get summary(): string {
+    return this.message.slice(this.code.length + 2);
+  }
 }
+
+const HIST_CLOCKS = ['local', 'global', 'counter', 'uptime', 'perf', 'mono', 'mono_raw', 'boot', 'tai', 'x86-tsc'];
 
 const MODIFIERS = new Set(['hex', 'sym', 'sym-offset', 'syscall', 'execname', 'log2', 'usecs', 'percent', 'graph']);
 
@@ -121,16 +139,16 @@ function parseField(text: string, at: number, allowHitcount: boolean): HistField
   const dot = text.indexOf('.');
   const name = dot < 0 ? text : text.slice(0, dot);
   const mod = dot < 0 ? null : text.slice(dot + 1);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new HistError(`Invalid field name '${text}'`, at);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new HistError("Couldn't find field", at, text);
   if (name === 'hitcount' && !allowHitcount) throw new HistError("hitcount can't be a key", at);
   if (mod === null) return { name, modifier: null, buckets: 0, pos: at };
   const buckets = /^buckets=(\d+)$/.exec(mod);
   if (buckets) {
     const n = Number(buckets[1]);
-    if (n < 2) throw new HistError('Bucket size must be at least 2', at + dot + 1);
+    if (n < 2) throw new HistError('Invalid field modifier', at + dot + 1, 'buckets need a size of at least 2');
     return { name, modifier: 'buckets', buckets: n, pos: at };
   }
-  if (!MODIFIERS.has(mod)) throw new HistError(`Invalid field modifier '${mod}'`, at + dot + 1);
+  if (!MODIFIERS.has(mod)) throw new HistError('Invalid field modifier', at + dot + 1, mod);
   return { name, modifier: mod as HistModifier, buckets: 0, pos: at };
 }
 
@@ -146,7 +164,7 @@ function list(value: string, at: number, allowHitcount: boolean): HistField[] {
 /** Parse the text after `hist` (starting with `:`). Positions in errors count from `offset`. */
 export function parseHist(param: string, offset: number, fieldVarsAllowed = false): HistSpec {
   const spec: HistSpec = {
-    keys: [], hitcount: { name: 'hitcount', modifier: null, buckets: 0, pos: offset }, vals: [], noHitcount: false,
+    keys: [], vals: [], noHitcount: false, clock: 'global',
     sort: [], size: HIST_DEFAULT_SIZE, name: null, pause: false, cont: false, clear: false, vars: [], actions: [], trackers: [],
   };
   let pos = offset;
@@ -155,6 +173,7 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
     const key = eq < 0 ? token : token.slice(0, eq);
     const value = eq < 0 ? '' : token.slice(eq + 1);
     const at = pos + eq + 1;
+    if (eq >= 0 && value === '') throw new HistError('Empty assignment', pos, token);
     switch (key) {
       case '':
         if (token) throw new HistError(`Invalid token '${token}'`, pos);
@@ -166,13 +185,15 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
         break;
       case 'val':
       case 'vals':
-      case 'values': {
-        const all = list(value, at, true);
-        spec.hitcount = all.find((f) => f.name === 'hitcount') ?? spec.hitcount;
-        spec.vals = all.filter((f) => f.name !== 'hitcount');
-        if (spec.vals.length + 1 > MAX_VALS) throw new HistError('Too many values', at);
+      case 'values':
+        // nohitcount may come later: a plain `hitcount` is dropped (or made a column) at the end.
+        spec.vals = list(value, at, true);
         break;
-      }
+      case 'clock':
+        // The kernel's trace clocks; nftrace's timestamps all come from one (see docs/hist.md).
+        if (!HIST_CLOCKS.includes(value)) throw new HistError("Couldn't set trace_clock", at, value);
+        spec.clock = value;
+        break;
       case 'nohitcount':
       case 'NOHC':
         spec.noHitcount = true;
@@ -180,7 +201,7 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
       case 'sort': {
         spec.sort = value.split(',').map((s) => {
           const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\.(descending|ascending))?$/.exec(s);
-          if (!m) throw new HistError(`Invalid sort key '${s}'`, at);
+          if (!m) throw new HistError(s ? 'Invalid sort modifier' : 'Empty sort field', at, s);
           return { name: m[1]!, descending: m[2] === 'descending', pos: at };
         });
         if (spec.sort.length > MAX_SORT) throw new HistError('Too many sort fields (Max = 2)', at);
@@ -222,7 +243,7 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
             const a = raw.trim().replace(/^[A-Za-z_]\w*\.[A-Za-z_]\w*\.(?=\$)/, '');
             const qualified = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)$/.exec(a);
             if (!qualified) return a;
-            if (qualified[1] !== system || qualified[2] !== event) throw new HistError(`Only fields of the matching event (${system}.${event}) can be qualified: ${a}`, pos);
+            if (qualified[1] !== system || qualified[2] !== event) throw new HistError('Invalid action param', pos, `only fields of the matching event (${system}.${event}) can be qualified: ${a}`);
             const name = `${FIELD_VAR_PREFIX}${system}_${event}_${qualified[3]}`;
             fieldVars.push({ name, field: qualified[3]! });
             return `$${name}`;
@@ -233,7 +254,7 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
         const tracker = /^(onmax|onchange)\(\$([A-Za-z_]\w*)\)\.(save\(([^)]*)\)|snapshot\(\))$/.exec(token);
         if (tracker) {
           const fields = tracker[4] ? tracker[4].split(',') : [];
-          if (tracker[3]!.startsWith('save') && fields.length === 0) throw new HistError('save() needs at least one field', pos);
+          if (tracker[3]!.startsWith('save') && fields.length === 0) throw new HistError('No params found for save()', pos);
           spec.trackers.push({ handler: tracker[1] as 'onmax' | 'onchange', variable: tracker[2]!, action: tracker[3]!.startsWith('save') ? 'save' : 'snapshot', fields, text: token, pos });
           break;
         }
@@ -243,22 +264,26 @@ export function parseHist(param: string, offset: number, fieldVarsAllowed = fals
           for (const def of token.split(',')) {
             const defEq = def.indexOf('=');
             const name = def.slice(0, defEq);
-            if (defEq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || (name.startsWith(FIELD_VAR_PREFIX) && !fieldVarsAllowed)) throw new HistError(`Invalid variable definition '${def}'`, from);
-            if (spec.vars.some((v) => v.name === name)) throw new HistError(`Variable already defined: ${name}`, from);
+            if (defEq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || (name.startsWith(FIELD_VAR_PREFIX) && !fieldVarsAllowed)) throw new HistError('Malformed assignment', from, def);
+            if (spec.vars.some((v) => v.name === name)) throw new HistError('Variable already defined', from, name);
+            if (spec.vars.length === MAX_VARS) throw new HistError('Too many variables defined', from, `${MAX_VARS} at most`);
             const text = def.slice(defEq + 1);
             spec.vars.push({ name, expr: parseExpr(text, from + defEq + 1), text, pos: from });
             from += def.length + 1;
           }
           break;
         }
-        if (/^on\w+\(/.test(token)) throw new HistError(`Invalid action '${token}'`, pos);
+        if (/^on\w+\(/.test(token)) throw new HistError('No action found', pos, token);
         throw new HistError(`Invalid hist parameter '${key}'`, pos);
       }
     }
     pos += token.length + 1;
   }
   if (spec.keys.length === 0) throw new HistError('Missing keys', offset);
-  if (spec.noHitcount && spec.vals.length === 0) throw new HistError("Non-hitcount value is required for 'nohitcount'", offset, 'ENOENT');
+  // A plain `hitcount` is the raw count already there, except under nohitcount, where it is a column.
+  if (!spec.noHitcount) spec.vals = spec.vals.filter((f) => f.name !== 'hitcount' || f.modifier !== null);
+  if (spec.vals.length + 1 > MAX_VALS) throw new HistError('Too many values', spec.vals[MAX_VALS - 1]!.pos);
+  if (spec.noHitcount && spec.vals.length === 0) throw new HistError("Non-hitcount value is required for 'nohitcount'", offset, '', 'ENOENT');
   if (spec.sort.length === 0) spec.sort = [{ name: 'hitcount', descending: false, pos: offset }];
   return spec;
 }
@@ -269,7 +294,7 @@ function parseExpr(text: string, at: number): HistExpr {
   if (ops.length > 1) throw new HistError('Too many subexpressions (3 max)', at);
   const operand = (t: string, pos: number): HistExpr => {
     if (t.startsWith('$')) {
-      if (!/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw new HistError(`Invalid variable reference '${t}'`, pos);
+      if (!/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw new HistError("Couldn't find variable", pos, t);
       return { kind: 'ref', name: t.slice(1), pos };
     }
     return { kind: 'field', field: parseField(t, pos, false) };
@@ -291,23 +316,24 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   const resolve = (f: HistField, isKey: boolean) => {
     const at = f.pos;
     if (f.name === 'common_timestamp') {
-      if (f.modifier !== null && f.modifier !== 'usecs') throw new HistError(`Invalid modifier for common_timestamp`, at);
+      if (f.modifier !== null && f.modifier !== 'usecs') throw new HistError('Invalid field modifier', at, `${f.modifier} on common_timestamp`);
       return;
     }
     if (f.name === 'common_pid') {
-      if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
+      if (f.modifier === 'usecs') throw new HistError('Invalid field modifier', at, '.usecs is for common_timestamp');
       return;
     }
-    if ((f.modifier === 'percent' || f.modifier === 'graph') && isKey) throw new HistError(`.${f.modifier} is for values only`, at);
-    if (f.modifier === 'syscall' && !isKey) throw new HistError('.syscall is for keys only', at);
-    if (f.modifier === 'execname') throw new HistError('.execname is only for common_pid', at);
-    if (f.modifier === 'usecs') throw new HistError('.usecs is for common_timestamp', at);
+    if (f.name === 'hitcount') return; // a value column counting hits (one per hit)
+    if ((f.modifier === 'percent' || f.modifier === 'graph') && isKey) throw new HistError('Invalid field modifier', at, `.${f.modifier} is for values only`);
+    if (f.modifier === 'syscall' && !isKey) throw new HistError('Invalid field modifier', at, '.syscall is for keys only');
+    if (f.modifier === 'execname') throw new HistError('Invalid field modifier', at, '.execname is for common_pid only');
+    if (f.modifier === 'usecs') throw new HistError('Invalid field modifier', at, '.usecs is for common_timestamp');
     const layout = fields.find((x) => x.name === f.name);
-    if (!layout || layout.kind === 'bytes') throw new HistError(`Couldn't find field: ${f.name}`, at);
+    if (!layout || layout.kind === 'bytes') throw new HistError("Couldn't find field", at, f.name);
     f.layout = layout;
     f.string = layout.kind === 'string' || layout.kind === 'chars';
     if (f.string && !isKey) throw new HistError(`Can't use a string field as a value: ${f.name}`, at);
-    if (f.string && f.modifier) throw new HistError(`Invalid modifier for a string key: ${f.name}`, at);
+    if (f.string && f.modifier) throw new HistError('Invalid field modifier', at, `a string key takes none: ${f.name}`);
   };
   for (const k of spec.keys) resolve(k, true);
   for (const v of spec.vals) resolve(v, false);
@@ -317,7 +343,7 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
       for (const side of [e.a, e.b]) {
         const stringRef = side.kind === 'ref' && spec.vars.some((v) => v.name === side.name && v.string);
         if (stringRef || (side.kind === 'field' && fields.find((x) => x.name === side.field.name && (x.kind === 'string' || x.kind === 'chars')))) {
-          throw new HistError('String type can not be an operand in an expression', side.kind === 'ref' ? side.pos : side.kind === 'field' ? side.field.pos : 0);
+          throw new HistError('String type can not be an operand in expression', side.kind === 'ref' ? side.pos : side.kind === 'field' ? side.field.pos : 0);
         }
         resolveExpr(side);
       }
@@ -333,9 +359,9 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
   for (const v of spec.vars) if (v.expr.kind !== 'field') resolveExpr(v.expr);
   for (const t of spec.trackers) {
     const tracked = spec.vars.find((v) => v.name === t.variable);
-    if (!tracked) throw new HistError(`Couldn't find variable: $${t.variable}`, t.pos);
-    if (tracked.string) throw new HistError(`${t.handler}() needs a numeric variable: $${t.variable} is a string`, t.pos);
-    for (const f of t.fields) if (f !== 'common_pid' && !fields.some((x) => x.name === f)) throw new HistError(`Couldn't find field: ${f}`, t.pos);
+    if (!tracked) throw new HistError("Couldn't find onmax or onchange variable", t.pos, `$${t.variable}`);
+    if (tracked.string) throw new HistError('For onmax(x) or onchange(x), x must be a variable', t.pos, `$${t.variable} holds text`);
+    for (const f of t.fields) if (f !== 'common_pid' && !fields.some((x) => x.name === f)) throw new HistError("Couldn't find field", t.pos, f);
     t.strings = t.fields.map((f) => {
       const kind = fields.find((x) => x.name === f)?.kind;
       return kind === 'string' || kind === 'chars';
@@ -345,13 +371,13 @@ export function resolveHist(spec: HistSpec, fields: readonly FieldLayout[]): voi
     for (const arg of a.args) {
       // A `$var` not defined here is another hist trigger's (found when the trigger is added).
       if (arg.startsWith('$')) continue;
-      if (arg.includes('.')) throw new HistError(`Invalid param: ${arg} (a field of the matching event is written SYS.EVENT.FIELD)`, a.pos);
-      if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError(`Couldn't find field: ${arg}`, a.pos);
+      if (arg.includes('.')) throw new HistError('Invalid action param', a.pos, `${arg} (a field of the matching event is written SYS.EVENT.FIELD)`);
+      if (arg !== 'common_pid' && !fields.some((f) => f.name === arg)) throw new HistError("Couldn't find param", a.pos, arg);
     }
   }
   for (const s of spec.sort) {
     if (s.name !== 'hitcount' && !spec.keys.some((k) => k.name === s.name) && !spec.vals.some((v) => v.name === s.name)) {
-      throw new HistError(`Couldn't find sort key: ${s.name}`, s.pos);
+      throw new HistError('Sort field must be a key or a val', s.pos, s.name);
     }
   }
 }
@@ -363,11 +389,11 @@ export function fieldText(f: HistField): string {
 
 /** The kernel's readback: `hist:[NAME:]keys=…:vals=hitcount[,…]:sort=…:size=N`. */
 export function histText(spec: HistSpec): string {
-  const vals = [...(spec.noHitcount ? [] : [fieldText(spec.hitcount)]), ...spec.vals.map(fieldText)].join(',');
+  const vals = [...(spec.noHitcount ? [] : ['hitcount']), ...spec.vals.map(fieldText)].join(',');
   const sort = spec.sort.map((s) => `${s.name}${s.descending ? '.descending' : ''}`).join(',');
   // Variables print as one comma list; a hist reading timestamps names its clock (the kernel's readback).
   const vars = spec.vars.length ? `:${spec.vars.map((v) => `${v.name}=${v.text}`).join(',')}` : '';
-  const clock = usesTimestamp(spec) ? ':clock=global' : '';
+  const clock = usesTimestamp(spec) ? `:clock=${spec.clock}` : '';
   const actions = [...spec.actions, ...spec.trackers].map((a) => `:${a.text}`).join('');
   return `hist:${spec.name ? `${spec.name}:` : ''}keys=${spec.keys.map(fieldText).join(',')}:vals=${vals}${vars}:sort=${sort}:size=${spec.size}${clock}${spec.noHitcount ? ':nohitcount' : ''}${actions}`;
 }

@@ -20,6 +20,7 @@ export function compileHistFire(spec: HistSpec, map: HistMap, lane: Uint32Array,
   const scope: Record<string, unknown> = { map, lane, laneAdd, monoNow, log2Bucket, pid, rest };
   const read = (f: HistField, generic: string, modify: (x: string) => string): string => {
     if (f.name === 'common_pid') return 'pid';
+    if (f.name === 'hitcount') return '1';
     if (f.name === 'common_timestamp') return f.modifier === 'usecs' ? 'Math.floor(ts / 1000)' : 'ts';
     const layout = f.layout!;
     if (f.string || !IDENTIFIER.test(layout.name)) return `${generic}(p, ts)`;

@@ -421,8 +421,7 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
       }
     }).join(', ');
   // .percent is of the column's sum, .graph a bar against its largest value (the kernel's totals).
-  const fields = [spec.hitcount, ...spec.vals];
-  const totals = fields.map((f, i) => entries.reduce((t, e) => (f.modifier === 'percent' ? t + e.vals[i]! : e.vals[i]! > t ? e.vals[i]! : t), 0n));
+  const totals = spec.vals.map((f, i) => entries.reduce((t, e) => (f.modifier === 'percent' ? t + e.vals[i + 1]! : e.vals[i + 1]! > t ? e.vals[i + 1]! : t), 0n));
   const value = (f: HistField, i: number, v: bigint): string => {
     if (f.modifier === 'percent') {
       const pc = percentage(v, totals[i]!);
@@ -435,7 +434,8 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
     return f.modifier === 'hex' ? ` ${f.name}: ${v.toString(16).padStart(10)}` : ` ${f.name}: ${String(v).padStart(10)}`;
   };
   const lines = entries.map((e) => {
-    const vals = [...(spec.noHitcount ? [] : [value(spec.hitcount, 0, e.vals[0]!)]), ...spec.vals.map((f, i) => ` ${value(f, i + 1, e.vals[i + 1]!)}`)];
+    // The raw hitcount first (unless nohitcount), then each value column, as hist_trigger_entry_print().
+    const vals = [...(spec.noHitcount ? [] : [` hitcount: ${String(e.vals[0]!).padStart(10)}`]), ...spec.vals.map((f, i) => ` ${value(f, i, e.vals[i + 1]!)}`)];
     // onmax/onchange: `\n\tmax: N` and the saved fields (strings %-32s, numbers %10llu), as track_data_print().
     const tracked = spec.trackers.map((t, i) => {
       const tr = e.tracked[i]!;
@@ -462,6 +462,7 @@ export function histShow(spec: HistSpec, map: HistMap, info: string, comm: (pid:
  */
 export function fieldGetter(f: HistField, pid: number): (p: any, ts: number) => HistKey {
   if (f.name === 'common_pid') return () => pid;
+  if (f.name === 'hitcount') return () => 1;
   if (f.name === 'common_timestamp') return f.modifier === 'usecs' ? (_p, ts) => Math.floor(ts / 1000) : (_p, ts) => ts;
   const layout = f.layout!;
   const name = layout.name;

@@ -310,7 +310,8 @@ export class InstanceRules {
   removeHists(event: number): void {
     const r = this.events.get(event);
     const gone = r?.triggers.filter((t) => t.hist && !t.hidden) ?? [];
-    if (!r || gone.length === 0) return;
+    // As the kernel's hist_unreg_all(): none goes while another trigger reads one's variables.
+    if (!r || gone.length === 0 || gone.some((t) => this.referenced(t))) return;
     r.triggers = r.triggers.filter((t) => !gone.includes(t));
     this.publish(event);
     for (const t of gone) this.releaseFieldVars(t.fieldVars);
@@ -331,8 +332,8 @@ export class InstanceRules {
     }
     const type = this.type(matching);
     const visible = r.triggers.find((t) => t.hist && !t.hidden);
-    if (!visible) throw new HistError(`${type.system}.${type.name} has no hist trigger to keep ${fv.field} in for each key`, pos);
-    if (!fieldsOf(type).some((f) => f.name === fv.field)) throw new HistError(`Couldn't find field: ${type.system}.${type.name}.${fv.field}`, pos);
+    if (!visible) throw new HistError('Matching event histogram not found', pos, `${type.system}.${type.name} needs a hist trigger to keep ${fv.field} in for each key`);
+    if (!fieldsOf(type).some((f) => f.name === fv.field)) throw new HistError("Couldn't find field", pos, `${type.system}.${type.name}.${fv.field}`);
     const param = `:keys=${visible.hist!.spec.keys.map(fieldText).join(',')}:${fv.name}=${fv.field}`;
     const hs = parseHist(param, 0, true);
     resolveHist(hs, fieldsOf(type));
@@ -343,6 +344,17 @@ export class InstanceRules {
     r.triggers.push(entry);
     this.publish(matching);
     return entry;
+  }
+
+  /** Whether another hist trigger of the instance reads this one's variables (`$ts0` from elsewhere). */
+  private referenced(entry: TriggerEntry): boolean {
+    const sab = entry.hist!.map.sab;
+    for (const rules of this.events.values()) {
+      for (const t of rules.triggers) {
+        if (t !== entry && t.hist?.map.sab !== sab && t.hist?.refs.some((ref) => ref.sab === sab)) return true;
+      }
+    }
+    return false;
   }
 
   /** A trigger is gone (or was never added): let go of its field variables. */
@@ -380,22 +392,22 @@ export class InstanceRules {
       const isText = (kind: string | undefined) => kind === 'string' || kind === 'chars';
       synths = hs.actions.map((a) => {
         const synth = this.host.registry.get('synthetic', a.synth);
-        if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError(`Couldn't find synthetic event: ${a.synth}`, a.pos);
+        if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError("Couldn't find synthetic event", a.pos, a.synth);
         const params = fieldsOf(synth);
-        if (params.length !== a.args.length) throw new HistError(`Param count mismatch: ${a.synth} has ${params.length} fields`, a.pos);
+        if (params.length !== a.args.length) throw new HistError("Param count doesn't match synthetic event field count", a.pos, `${a.synth} has ${params.length}`);
         a.args.forEach((arg, i) => {
           const text = arg.startsWith('$') ? refs.find((r) => `$${r.name}` === arg)!.string : isText(own.find((f) => f.name === arg)?.kind);
-          if (text !== isText(params[i]!.kind)) throw new HistError(`Param type mismatch: ${arg} is ${text ? 'text' : 'a number'}, ${a.synth}.${params[i]!.name} is not`, a.pos);
+          if (text !== isText(params[i]!.kind)) throw new HistError("Param type doesn't match synthetic event field type", a.pos, `${arg} is ${text ? 'text' : 'a number'}, ${a.synth}.${params[i]!.name} is not`);
         });
         const source = this.host.registry.get(a.system, a.event);
-        if (!source) throw new HistError(`Couldn't find event: ${a.system}.${a.event}`, a.pos);
+        if (!source) throw new HistError('Invalid subsystem or event name', a.pos, `${a.system}.${a.event}`);
         return synth.index;
       });
     } catch (err) {
       this.releaseFieldVars(fieldVars);
       if (!(err instanceof HistError)) throw err;
       this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
-      fail(err.code, `hist: ${err.text}`);
+      fail(err.code, `hist: ${err.summary}`);
     }
     const r = this.rules(event);
     const key = histText(hs);
@@ -409,6 +421,7 @@ export class InstanceRules {
     }
     if (spec.remove) {
       if (!existing) return;
+      if (this.referenced(existing)) fail('EBUSY', `${key}: another hist trigger reads its variables`);
       r.triggers = r.triggers.filter((t) => t !== existing);
       this.publish(event);
       this.releaseFieldVars(existing.fieldVars);
@@ -432,7 +445,7 @@ export class InstanceRules {
           this.releaseFieldVars(fieldVars);
           const err = new HistError("Named hist trigger doesn't match existing named trigger (includes variables)", spec.hist!.offset);
           this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
-          fail('EINVAL', `hist: ${err.text}`);
+          fail('EINVAL', `hist: ${err.summary}`);
         }
         map = named.hist!.map;
       }
@@ -467,9 +480,9 @@ export class InstanceRules {
             if (index >= 0) found = { name: ref.name, event: e, param: t.spec.hist!.param, sab: t.hist!.map.sab, index, string: t.hist!.spec.vars[index]!.string === true };
           }
         }
-        if (!found) throw new HistError(`Couldn't find variable: $${ref.name}`, ref.pos);
+        if (!found) throw new HistError("Couldn't find variable", ref.pos, `$${ref.name}`);
         // Text goes only to an action's parameters, never into an expression.
-        if (found.string && list !== actionRefs) throw new HistError('String type can not be an operand in an expression', ref.pos);
+        if (found.string && list !== actionRefs) throw new HistError('String type can not be an operand in expression', ref.pos, `$${ref.name}`);
         refs.push(found);
       }
     }
