@@ -338,7 +338,10 @@ function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: un
     if (!IDENTIFIER.test(a.name)) throw new Error(`probe field name '${a.name}' is not a C identifier`);
     if (a.source === 'arg' && a.path.length === 0) {
       scope[`c${i}`] = converter(a);
-      return `${JSON.stringify(a.name)}: c${i}(args[${Math.trunc(a.index) - 1}], probe)`;
+      const arg = `args[${Math.trunc(a.index) - 1}]`;
+      // A numeric argument that is a safe integer already needs no conversion: no call at all.
+      const value = a.type === 'string' ? `c${i}(${arg}, probe)` : `(Number.isSafeInteger(v = ${arg}) ? v : c${i}(v, probe))`;
+      return `${JSON.stringify(a.name)}: ${value}`;
     }
     scope[`f${i}`] = fetcher(a, comm);
     return `${JSON.stringify(a.name)}: f${i}(args, ret, self, probe)`;
@@ -360,6 +363,7 @@ function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: un
   return ${call};`;
   const source = `"use strict";
 function record(self, args, ret, start) {
+  let v;
   probe.hits++;
   try {
     event.emit({ ${fields.join(', ')} });
