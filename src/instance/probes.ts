@@ -38,6 +38,8 @@ export interface ProbeHost {
 export interface ProbeEvent {
   readonly def: EventType;
   emit(p: Record<string, unknown>): void;
+  /** emit() at a time already read with monoNow(). */
+  emitAt(p: Record<string, unknown>, mono: number): void;
   /** Recorded or triggered somewhere now (tracing_on counts). */
   readonly enabled: boolean;
 }
@@ -346,7 +348,8 @@ function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: un
     scope[`f${i}`] = fetcher(a, comm);
     return `${JSON.stringify(a.name)}: f${i}(args, ret, self, probe)`;
   });
-  if (def.isReturn) fields.push('"duration_ns": Math.max(0, monoNow() - start)');
+  // A return probe's record is stamped with the time it measured the return at (one clock read).
+  if (def.isReturn) fields.push('"duration_ns": Math.max(0, (end = monoNow()) - start)');
   const call = 'construct !== undefined ? Reflect.construct(probe.next, args, construct) : Reflect.apply(probe.next, this, args)';
   const body = def.isReturn
     ? `if (!event.enabled) return ${call};
@@ -363,10 +366,10 @@ function wrapperFor(probe: Probe, event: ProbeEvent, comm: string): (...args: un
   return ${call};`;
   const source = `"use strict";
 function record(self, args, ret, start) {
-  let v;
+  let v, end;
   probe.hits++;
   try {
-    event.emit({ ${fields.join(', ')} });
+    ${def.isReturn ? `event.emitAt({ ${fields.join(', ')} }, end);` : `event.emit({ ${fields.join(', ')} });`}
   } catch {
     probe.failures++;
   }
