@@ -15,10 +15,9 @@ import { snapshotRing, writeEvents } from '../ring/reader.js';
 import { RingView, RingWriter } from '../ring/ring.js';
 import { CLOCK_COUNTER, counterNow, monoNow } from './clock.js';
 import { ControlBlock, I_COUNTER } from './control.js';
-import { compileOrNull, fieldsOf, type RulesUpdate, type TriggerPlan } from './rules.js';
-import { parseHist, resolveHist, type HistExpr } from '../events/hist.js';
-import { HistMap, fieldGetter, keyGetter, type HistKey } from './hist-map.js';
-import { compileHistFire } from './hist-fire.js';
+import { compileOrNull, type RulesUpdate, type TriggerPlan } from './rules.js';
+import type { HistMap } from './hist-map.js';
+import { compileHist } from './hist-fire.js';
 
 /** A ring handed to a thread: for instance slot `instance`, buffer set `set` (live or spare), `sab` null to remove. */
 export interface RingUpdate {
@@ -367,7 +366,16 @@ export class ThreadContext {
         };
         break;
       case 'hist':
-        ({ fire, map: histMap } = this.histFire(plan, type, slot));
+        ({ fire, map: histMap } = compileHist(plan.hist!, type, {
+          cpu: this.cpu,
+          pid: this.pid,
+          registry: this.registry,
+          eventFor: (index) => this.eventFor(index),
+          // onmax(…).snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
+          snapshot: () => {
+            if (control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
+          },
+        }));
         break;
       case 'enable_hist':
       case 'disable_hist': {
@@ -392,102 +400,6 @@ export class ThreadContext {
       }
     }
     return { cond, post, fire, histMap };
-  }
-
-  /**
-   * A hist trigger: the counts of each hit go through the code compileHistFire() makes for it
-   * (hist-fire.ts); variables, onmatch actions and onmax/onchange trackers run after them.
-   */
-  private histFire(plan: TriggerPlan, type: EventType, slot: number): { fire: (p: any, ts: number) => void; map: HistMap } {
-    const spec = parseHist(plan.hist!.param, 0, true);
-    resolveHist(spec, fieldsOf(type));
-    const map = new HistMap(spec, plan.hist!.sab, plan.hist!.lanes);
-    const pid = this.pid;
-    const keys = spec.keys.map((f) => keyGetter(f, pid));
-    // Variables: their expressions over fields, common_timestamp and `$var`s read from the
-    // table of the hist that assigns them, for the same key.
-    const sources = plan.hist!.refs.map((r) => {
-      if (r.param === '') return { name: r.name, map, index: r.index };
-      const sourceType = this.registry.byIndex(r.event)!;
-      const sourceSpec = parseHist(r.param, 0, true);
-      resolveHist(sourceSpec, fieldsOf(sourceType));
-      return { name: r.name, map: new HistMap(sourceSpec, r.sab), index: r.index };
-    });
-    // Variables hold bigints, or text for a string field (resolveHist keeps text out of + and -).
-    type Value = bigint | string | null;
-    type Eval = (p: any, ts: number, k: HistKey[], own: Value[]) => Value;
-    const compile = (e: HistExpr): Eval => {
-      if (e.kind === 'field') {
-        const get = fieldGetter(e.field, pid);
-        return (p, ts) => {
-          const v = get(p, ts);
-          return typeof v === 'string' ? v : BigInt(v);
-        };
-      }
-      if (e.kind === 'ref') {
-        const own = spec.vars.findIndex((v) => v.name === e.name);
-        const src = sources.find((x) => x.name === e.name)!;
-        return own >= 0 ? (_p, _ts, k, vars) => vars[own] ?? src.map.readVar(k, src.index) : (_p, _ts, k) => src.map.readVar(k, src.index);
-      }
-      const a = compile(e.a);
-      const b = compile(e.b);
-      return e.op === '+'
-        ? (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : (x as bigint) + (y as bigint); }
-        : (p, ts, k, own) => { const x = a(p, ts, k, own); const y = b(p, ts, k, own); return x === null || y === null ? null : (x as bigint) - (y as bigint); };
-    };
-    const vars = spec.vars.map((v) => compile(v.expr));
-    // Actions: the synthetic event, its fields from `$var`s and this event's fields.
-    const actions = spec.actions.map((a, i) => {
-      const synth = this.eventFor(plan.hist!.synths[i]!);
-      const layouts = fieldsOf(synth.def);
-      const names = layouts.map((f) => f.name);
-      // Variables are bigints: a narrower field takes a number, a string field text.
-      const fit = layouts.map((f) => (f.kind === 'string' || f.kind === 'chars'
-        ? (v: unknown) => (typeof v === 'string' ? v : String(v))
-        : f.size < 8 ? (v: unknown) => (typeof v === 'bigint' ? Number(BigInt.asIntN(64, v)) : v) : (v: unknown) => v));
-      const args = a.args.map((arg) => {
-        if (arg.startsWith('$')) {
-          const index = spec.vars.findIndex((v) => `$${v.name}` === arg);
-          if (index >= 0) return (_p: any, _k: HistKey[], own: Value[]) => own[index] ?? null;
-          // Another hist trigger's variable, for this hit's key.
-          const src = sources.find((x) => `$${x.name}` === arg)!;
-          return (_p: any, k: HistKey[]) => src.map.readVar(k, src.index);
-        }
-        return arg === 'common_pid' ? () => pid : (p: any) => p[arg] as unknown;
-      });
-      return (p: any, k: HistKey[], own: Value[]) => {
-        const payload: Record<string, unknown> = {};
-        for (let j = 0; j < args.length; j++) {
-          const v = args[j]!(p, k, own);
-          if (v === null) return; // a variable never assigned for this key: no match
-          payload[names[j]!] = fit[j]!(v);
-        }
-        synth.emit(payload as never);
-      };
-    });
-    // onmax/onchange: the tracked variable, and the fields save() keeps with a new value.
-    const { control } = this;
-    const trackers = spec.trackers.map((t, i) => {
-      const index = spec.vars.findIndex((v) => v.name === t.variable);
-      const fields = t.fields.map((f) => (f === 'common_pid' ? () => BigInt(pid) : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
-      return (p: any, at: number, own: Value[]) => {
-        const v = own[index];
-        if (typeof v !== 'bigint') return; // never assigned for this hit (tracked variables are numeric)
-        const globalMax = map.track(at, i, v, t.handler === 'onmax', fields.map((f) => f(p)), t.action === 'snapshot');
-        // snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
-        if (globalMax && control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
-      };
-    });
-    const rich = vars.length > 0 || actions.length > 0 || trackers.length > 0;
-    const rest = (p: any, ts: number, at: number) => {
-      const k = keys.map((f) => f(p, ts));
-      const own: Value[] = [];
-      for (const v of vars) own.push(v(p, ts, k, own));
-      map.setVars(at, own);
-      for (const act of actions) act(p, k, own);
-      for (const track of trackers) track(p, at, own);
-    };
-    return { fire: compileHistFire(spec, map, map.lane(this.cpu), this.pid, plan.hist!.param.includes('common_timestamp'), rich ? rest : null), map };
   }
 
   /** This thread's emitter for an event defined by index (a synthetic event written by an action). */
