@@ -56,6 +56,14 @@ test('ctl, cat and ls drive another process with the kernel\'s errnos; the socke
       assert.match(r.err, new RegExp(`^nftrace: ${file}: ${code} `), file);
     }
 
+    // -a appends, as `>>`: two hist triggers side by side; without it the second replaces the first (O_TRUNC).
+    const trigger = 'events/http/request/trigger';
+    assert.equal((await nftrace(['ctl', '-a', pid, trigger, 'hist:keys=status'])).code, 0);
+    assert.equal((await nftrace(['ctl', '--append', pid, trigger, 'hist:keys=common_pid'])).code, 0);
+    assert.equal((await nftrace(['ctl', pid, trigger])).out.split('\n').length, 3);
+    assert.equal((await nftrace(['ctl', pid, trigger, 'hist:keys=status'])).code, 0);
+    assert.match((await nftrace(['ctl', pid, trigger])).out, /^hist:keys=status:vals=hitcount:sort=hitcount:size=2048 \[active\]\n$/);
+
     // trace_pipe streams until interrupted.
     const pipe = await nftrace(['cat', pid, 'trace_pipe'], 1500);
     assert.match(pipe.out, /request: status=20[012]\n[^]*request: status=20[012]\n/);

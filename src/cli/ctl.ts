@@ -24,13 +24,13 @@ function failed(path: string, err: unknown): Error {
   return code ? new Error(`${path}: ${code} (${(err as Error).message})`) : (err as Error);
 }
 
-/** `nftrace ctl PID PATH [VALUE]`: read PATH, or write VALUE to it as `echo VALUE > PATH` does. */
-export async function runCtl(pid: string | undefined, path: string | undefined, value: string | undefined, out: Write): Promise<void> {
+/** `nftrace ctl [-a] PID PATH [VALUE]`: read PATH, or write VALUE to it as `echo VALUE > PATH` (`>>` with -a) does. */
+export async function runCtl(pid: string | undefined, path: string | undefined, value: string | undefined, out: Write, append = false): Promise<void> {
   if (!path) throw Object.assign(new Error('ctl needs PID and PATH'), { usage: true });
   await withClient(pid, async (c) => {
     try {
       if (value === undefined) out(String(await c.request('read', path)));
-      else await c.request('write', path, { data: `${value}\n` });
+      else await c.request(append ? 'append' : 'write', path, { data: `${value}\n` });
     } catch (err) {
       throw failed(path, err);
     }

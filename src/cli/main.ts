@@ -216,14 +216,20 @@ Output (default: an aligned summary on stdout):
     },
   },
   ctl: {
-    usage: `Usage: nftrace ctl PID PATH [VALUE]
+    usage: `Usage: nftrace ctl [-a] PID PATH [VALUE]
 
 Reads PATH of process PID's control tree, or writes VALUE to it as 'echo VALUE > PATH' does.
 The process must serve its tree with tracer.listen(). Errors carry the kernel's errno.
+  -a, --append      write as 'echo VALUE >> PATH' does: adds a probe, synthetic event or
+                    trigger without first clearing the file (a '>' to dynamic_events removes
+                    every probe, as in the kernel)
   nftrace ctl 4242 events/http/enable 1
   nftrace ctl 4242 instances/x/buffer_size_kb
+  nftrace ctl -a 4242 dynamic_events 'f:app/user ./lib/users.js:fetchUser%return id=$arg1:u32'
 `,
-    options: {},
+    options: {
+      append: { type: 'boolean', short: 'a' },
+    },
   },
   cat: {
     usage: `Usage: nftrace cat PID PATH
@@ -412,7 +418,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'ctl':
       if (positionals.length > 3) throw new UsageError(`unexpected argument '${positionals[3]}'`);
-      await runCtl(positionals[0], positionals[1], positionals[2], out);
+      await runCtl(positionals[0], positionals[1], positionals[2], out, flag('append'));
       return 0;
     case 'cat':
       if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
