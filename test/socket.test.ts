@@ -64,6 +64,12 @@ test('ctl, cat and ls drive another process with the kernel\'s errnos; the socke
     assert.equal((await nftrace(['ctl', pid, trigger, 'hist:keys=status'])).code, 0);
     assert.match((await nftrace(['ctl', pid, trigger])).out, /^hist:keys=status:vals=hitcount:sort=hitcount:size=2048 \[active\]\n$/);
 
+    // A value may start with '-' (a probe's removal): it is the value, not an option.
+    assert.equal((await nftrace(['ctl', '-a', pid, 'dynamic_events', 'f:t/join node:path:join'])).code, 0);
+    assert.equal((await nftrace(['ctl', pid, 'dynamic_events'])).out, 'f:t/join node:path:join\n');
+    assert.equal((await nftrace(['ctl', '-a', pid, 'dynamic_events', '-:t/join'])).code, 0);
+    assert.equal((await nftrace(['ctl', pid, 'dynamic_events'])).out, '');
+
     // trace_pipe streams until interrupted.
     const pipe = await nftrace(['cat', pid, 'trace_pipe'], 1500);
     assert.match(pipe.out, /request: status=20[012]\n[^]*request: status=20[012]\n/);

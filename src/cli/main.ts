@@ -293,6 +293,21 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
   return value as T;
 }
 
+/**
+ * `nftrace ctl PID dynamic_events '-:app/add'`: a control-file value may start with '-' (a
+ * removal); the third positional is a value, never an option.
+ */
+function valueAsPositional(args: string[]): string[] {
+  let seen = 0;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return args;
+    if (seen === 2) return [...args.slice(0, i), '--', ...args.slice(i)];
+    if (!a.startsWith('-') || a === '-') seen++;
+  }
+  return args;
+}
+
 async function main(argv: string[]): Promise<number> {
   const first = argv[0];
   if (first === '-v' || first === '--version') {
@@ -309,7 +324,7 @@ async function main(argv: string[]): Promise<number> {
   const command = first as Command;
   const spec = COMMANDS[command];
   const { values, positionals } = parseArgs({
-    args: argv.slice(1),
+    args: command === 'ctl' ? valueAsPositional(argv.slice(1)) : argv.slice(1),
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' }, ...spec.options },
   });
