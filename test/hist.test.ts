@@ -122,6 +122,10 @@ test('.percent, .graph, nohitcount, .syscall; enable_hist and disable_hist switc
   resume.emit({ on: 1 });
   assert.equal(tracer.read('events/app/resume/trigger'), 'enable_hist:http:request:count=1 if on == 1\n', 'counted on a change only');
   assert.equal(tracer.read('events/app/ctl/trigger'), 'disable_hist:http:request:count=0\n');
+  // O_TRUNC removes the hist family, enable_hist/disable_hist included, and nothing else.
+  tracer.append('events/app/ctl/trigger', 'traceoff if on == 9');
+  tracer.open('events/app/ctl/trigger', { truncate: true }).close();
+  assert.equal(tracer.read('events/app/ctl/trigger'), 'traceoff:unlimited if on == 9\n');
 });
 
 test('every readback line, with ! in front, removes its trigger (the kernel\'s rule for trigger files; named ones excepted, as in the kernel)', () => {

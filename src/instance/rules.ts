@@ -73,6 +73,10 @@ function switchesEvent(spec: TriggerSpec): boolean {
   return spec.command === 'enable_event' || spec.command === 'disable_event';
 }
 
+function switchesHists(spec: TriggerSpec): boolean {
+  return spec.command === 'enable_hist' || spec.command === 'disable_hist';
+}
+
 /** A hist trigger's readback line: the normalized spec, its filter, and whether it is paused. */
 function histLine(t: TriggerEntry): string {
   return `${histText(t.hist!.spec)}${t.spec.filter !== null ? ` if ${t.spec.filter}` : ''} [${t.hist!.map.paused ? 'paused' : 'active'}]\n`;
@@ -306,12 +310,18 @@ export class InstanceRules {
     return hists.map((t, i) => `${i > 0 ? '\n\n' : ''}${histShow(t.hist!.spec, t.hist!.map, histLine(t), comm)}`).join('');
   }
 
-  /** O_TRUNC on `trigger` removes the hist triggers (and only those), as in the kernel. */
+  /**
+   * O_TRUNC on `trigger` removes the hist family and only it, as in the kernel: the
+   * enable_hist/disable_hist triggers, and the hist triggers unless another trigger reads one's
+   * variables (then none of them, as hist_unreg_all()).
+   */
   removeHists(event: number): void {
     const r = this.events.get(event);
-    const gone = r?.triggers.filter((t) => t.hist && !t.hidden) ?? [];
-    // As the kernel's hist_unreg_all(): none goes while another trigger reads one's variables.
-    if (!r || gone.length === 0 || gone.some((t) => this.referenced(t))) return;
+    if (!r) return;
+    const hists = r.triggers.filter((t) => t.hist && !t.hidden);
+    const kept = hists.some((t) => this.referenced(t)) ? hists : [];
+    const gone = r.triggers.filter((t) => ((t.hist && !t.hidden) || switchesHists(t.spec)) && !kept.includes(t));
+    if (gone.length === 0) return;
     r.triggers = r.triggers.filter((t) => !gone.includes(t));
     this.publish(event);
     for (const t of gone) this.releaseFieldVars(t.fieldVars);
