@@ -226,8 +226,13 @@ export class Probes {
       next = x.wrapper;
     }
     if (!ours) return;
-    if (next === p.original && !p.own) delete p.holder[p.key];
-    else p.holder[p.key] = next;
+    try {
+      if (next === p.original && !p.own) delete p.holder[p.key];
+      else p.holder[p.key] = next;
+    } catch (err) {
+      // Frozen since the probe was defined: a configuration change must not fail for it.
+      process.emitWarning(`cannot ${p.armed ? 'arm' : 'disarm'} probe ${p.def.group}/${p.def.event}: ${(err as Error).message}`, { code: 'NFTRACE_PROBE_PARTIAL' });
+    }
   }
 
   private detach(p: Probe): void {
