@@ -12,10 +12,11 @@
  *   and the `hist` file adds the lanes up. A reader in another thread than the writer may catch
  *   a sum between its two halves, off by 2^32 for that one read.
  *
- * Key slot: state (0 empty, 1 being claimed, 2 ready), hash, key words, then one i64 per
- * variable and a word of set-flags, then the trackers. Lane: total hits, then per slot one
+ * Key slot: state (0 empty, 1 being claimed, 2 ready), hash, key words, then a word of the
+ * variables' set-flags and the variables (8 bytes, or 64 for text), then the trackers. Lane: total hits, then per slot one
  * 64-bit word per value (hitcount first).
  */
+import { writeChars } from '../events/codegen.js';
 import type { HistField, HistSpec } from '../events/hist.js';
 
 const STRING_KEY = 64;
@@ -57,6 +58,8 @@ export class HistMap {
   private readonly strings: boolean[];
   /** Slot size in 32-bit words. */
   private readonly slotWords: number;
+  /** Bytes of a slot before its variables: state, hash and the key words, 8-aligned. */
+  private readonly keyPart: number;
   private readonly nvals: number;
   private readonly nvars: number;
   /** Byte offset of each variable in a slot's variable area (after its set-flags word); string variables are STRING_VAR wide. */
@@ -96,8 +99,8 @@ export class HistMap {
       track += 16 + widths.reduce((a, b) => a + b, 0);
     }
     this.trackBytes = track;
-    const keyPart = 8 + Math.ceil((words * 4) / 8) * 8;
-    this.slotWords = (keyPart + this.varBytes + this.trackBytes) / 4;
+    this.keyPart = 8 + Math.ceil((words * 4) / 8) * 8;
+    this.slotWords = (this.keyPart + this.varBytes + this.trackBytes) / 4;
     this.sab = sab ?? new SharedArrayBuffer(HEADER + this.slots * this.slotWords * 4);
     this.i32 = new Int32Array(this.sab);
     this.i64 = new BigInt64Array(this.sab);
@@ -152,9 +155,7 @@ export class HistMap {
       key[at] = v;
       key[at + 1] = Math.floor(v / TWO_32);
     } else if (typeof v === 'string') {
-      key.fill(0, at, at + STRING_KEY / 4);
-      const bytes = Buffer.from(v, 'utf8');
-      this.keyBytes.set(bytes.subarray(0, STRING_KEY - 1), at * 4);
+      writeChars(this.keyBytes, at * 4, v, STRING_KEY);
     } else {
       const u = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0)));
       key[at] = Number(u & 0xffffffffn);
@@ -240,10 +241,8 @@ export class HistMap {
       const v = vars[i];
       if (v === null || v === undefined) continue;
       const at = area + this.varAt[i]!;
-      if (typeof v === 'string') {
-        this.u8.fill(0, at, at + STRING_VAR);
-        this.u8.set(Buffer.from(v, 'utf8').subarray(0, STRING_VAR - 1), at);
-      } else Atomics.store(this.i64, at >> 3, v);
+      if (typeof v === 'string') writeChars(this.u8, at, v, STRING_VAR);
+      else Atomics.store(this.i64, at >> 3, v);
       set |= 1n << BigInt(i);
     }
     if (set) Atomics.or(this.i64, area >> 3, set);
@@ -251,7 +250,7 @@ export class HistMap {
 
   /** Byte offset of the variable area (set-flags word, then the variables) of `slot`. */
   private varArea(slot: number): number {
-    return HEADER + slot * this.slotWords * 4 + 8 + Math.ceil((this.keyWords * 4) / 8) * 8;
+    return HEADER + slot * this.slotWords * 4 + this.keyPart;
   }
 
   /** Byte offset of tracker `t`'s area in `slot`. */
@@ -276,10 +275,8 @@ export class HistMap {
     const dv = new DataView(this.sab);
     this.trackers[t]!.widths.forEach((w, k) => {
       const v = saved[k]!;
-      if (w === SAVED_STRING) {
-        this.u8.fill(0, off, off + w);
-        this.u8.set(Buffer.from(String(v), 'utf8').subarray(0, w - 1), off);
-      } else dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v as bigint)), true);
+      if (w === SAVED_STRING) writeChars(this.u8, off, v, w);
+      else dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v as bigint)), true);
       off += w;
     });
     if (!global) return false;
@@ -304,10 +301,7 @@ export class HistMap {
     const area = this.varArea(slot);
     if ((Atomics.load(this.i64, area >> 3) & (1n << BigInt(index))) === 0n) return null;
     const at = area + this.varAt[index]!;
-    if (!this.varString[index]) return Atomics.load(this.i64, at >> 3);
-    const bytes = this.u8.subarray(at, at + STRING_VAR);
-    const nul = bytes.indexOf(0);
-    return Buffer.from(bytes.subarray(0, nul < 0 ? STRING_VAR : nul)).toString('utf8');
+    return this.varString[index] ? readChars(this.u8, at, STRING_VAR) : Atomics.load(this.i64, at >> 3);
   }
 
   /** Every ready entry, its counts added up over the lanes. */
@@ -320,10 +314,7 @@ export class HistMap {
       if (Atomics.load(this.i32, base >> 2) !== 2) continue;
       const keys = this.strings.map((isString, k): bigint | string => {
         const at = base + 8 + this.keyAt[k]! * 4;
-        if (!isString) return dv.getBigUint64(at, true);
-        const bytes = this.u8.subarray(at, at + STRING_KEY);
-        const nul = bytes.indexOf(0);
-        return Buffer.from(bytes.subarray(0, nul < 0 ? STRING_KEY : nul)).toString('utf8');
+        return isString ? readChars(this.u8, at, STRING_KEY) : dv.getBigUint64(at, true);
       });
       const vals: bigint[] = [];
       for (let v = 0; v < this.nvals; v++) {
@@ -336,9 +327,7 @@ export class HistMap {
         const value = Atomics.load(this.i64, (tat >> 3) + 1) !== 0n ? Atomics.load(this.i64, tat >> 3) : null;
         let off = tat + 16;
         const saved = tr.widths.map((w) => {
-          const v = w === SAVED_STRING
-            ? Buffer.from(this.u8.subarray(off, off + w).subarray(0, Math.max(0, this.u8.subarray(off, off + w).indexOf(0)))).toString('utf8')
-            : dv.getBigUint64(off, true);
+          const v = w === SAVED_STRING ? readChars(this.u8, off, w) : dv.getBigUint64(off, true);
           off += w;
           return v;
         });
@@ -361,6 +350,13 @@ export function laneAdd(lane: Uint32Array, at: number, v: number | bigint): void
   const u = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v) || 0)));
   laneAdd(lane, at, Number(u & 0xffffffffn));
   lane[at + 1] = lane[at + 1]! + Number(u >> 32n);
+}
+
+/** The text writeChars() left in `size` bytes at `at` (up to its NUL); Buffer, as TextDecoder refuses shared memory. */
+function readChars(u8: Uint8Array, at: number, size: number): string {
+  const bytes = u8.subarray(at, at + size);
+  const nul = bytes.indexOf(0);
+  return Buffer.from(bytes.subarray(0, nul < 0 ? size : nul)).toString('utf8');
 }
 
 function readU64(lane: Uint32Array, at: number): bigint {
