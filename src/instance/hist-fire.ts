@@ -32,12 +32,10 @@ export interface HistThread {
   snapshot(): void;
 }
 
+/** What runs after the counts for a hist with variables, actions or trackers: the hit's slot and key values. */
+type HistRest = (p: any, ts: number, slot: number, keys: HistKey[]) => void;
 
-
-/** What runs after the counts for a hist with variables, actions or trackers: given the hit's slot. */
-export type HistRest = (p: any, ts: number, slot: number) => void;
-
-export function compileHistFire(spec: HistSpec, map: HistMap, lane: Uint32Array, pid: number, usesClock: boolean, rest: HistRest | null): (p: any, ts: number) => void {
+function compileHistFire(spec: HistSpec, map: HistMap, lane: Uint32Array, pid: number, usesClock: boolean, rest: HistRest | null): (p: any, ts: number) => void {
   const scope: Record<string, unknown> = { map, lane, laneAdd, monoNow, log2Bucket, pid, rest };
   const read = (f: HistField, generic: string, modify: (x: string) => string): string => {
     if (f.name === 'common_pid') return 'pid';
@@ -53,8 +51,12 @@ export function compileHistFire(spec: HistSpec, map: HistMap, lane: Uint32Array,
     const modify = f.modifier === 'log2' ? (x: string) => `log2Bucket(${x})`
       : f.modifier === 'buckets' ? (x: string) => `Math.floor(${x} / ${Math.trunc(f.buckets)}) * ${Math.trunc(f.buckets)}`
         : (x: string) => x;
-    return `  map.setKey(${i}, ${read(f, `key${i}`, modify)});`;
+    return read(f, `key${i}`, modify);
   });
+  // With a `rest`, the key values go to it too: read once, kept in an array.
+  const setKeys = rest
+    ? `  const k = [${keys.join(', ')}];\n${keys.map((_, i) => `  map.setKey(${i}, k[${i}]);`).join('\n')}`
+    : keys.map((value, i) => `  map.setKey(${i}, ${value});`).join('\n');
   const vals = spec.vals.map((f, i) => {
     scope[`val${i}`] = fieldGetter(f, pid);
     return `  laneAdd(lane, v0 + ${2 * (i + 1)}, ${read(f, `val${i}`, (x) => x)});`;
@@ -65,12 +67,12 @@ export function compileHistFire(spec: HistSpec, map: HistMap, lane: Uint32Array,
   const ts = ${usesClock ? 'recorded >= 0 ? recorded : monoNow()' : '0'};
   let x;
   laneAdd(lane, 0, 1);
-${keys.join('\n')}
+${setKeys}
   const at = map.find(true);
   if (at < 0) return;
   const v0 = map.valueAt(at, 0);
   laneAdd(lane, v0, 1);
-${vals.join('\n')}${rest ? '\n  rest(p, ts, at);' : ''}
+${vals.join('\n')}${rest ? '\n  rest(p, ts, at, k);' : ''}
 };`;
   // eslint-disable-next-line no-new-func -- see the module comment
   return new Function(...Object.keys(scope), source)(...Object.values(scope)) as (p: any, ts: number) => void;
@@ -81,7 +83,6 @@ export function compileHist(plan: HistPlan, type: EventType, thread: HistThread)
   resolveHist(spec, fieldsOf(type));
   const map = new HistMap(spec, plan.sab, plan.lanes);
   const { pid } = thread;
-  const keys = spec.keys.map((f) => keyGetter(f, pid));
   // Variables: their expressions over fields, common_timestamp and `$var`s read from the
   // table of the hist that assigns them, for the same key.
   const sources = plan.refs.map((r) => {
@@ -146,7 +147,8 @@ export function compileHist(plan: HistPlan, type: EventType, thread: HistThread)
   // onmax/onchange: the tracked variable, and the fields save() keeps with a new value.
   const trackers = spec.trackers.map((t, i) => {
     const index = spec.vars.findIndex((v) => v.name === t.variable);
-    const fields = t.fields.map((f) => (f === 'common_pid' ? () => BigInt(pid) : (p: any) => (t.strings![t.fields.indexOf(f)] ? String(p[f] ?? '') : BigInt(Math.trunc(Number(p[f]) || 0)))));
+    const fields = t.fields.map((f, j) => (f === 'common_pid' ? () => BigInt(pid)
+      : t.strings![j] ? (p: any) => String(p[f] ?? '') : (p: any) => BigInt(Math.trunc(Number(p[f]) || 0))));
     return (p: any, at: number, own: Value[]) => {
       const v = own[index];
       if (typeof v !== 'bigint') return; // never assigned for this hit (tracked variables are numeric)
@@ -154,8 +156,7 @@ export function compileHist(plan: HistPlan, type: EventType, thread: HistThread)
     };
   });
   const rich = vars.length > 0 || actions.length > 0 || trackers.length > 0;
-  const rest = (p: any, ts: number, at: number) => {
-    const k = keys.map((f) => f(p, ts));
+  const rest: HistRest = (p, ts, at, k) => {
     const own: Value[] = [];
     for (const v of vars) own.push(v(p, ts, k, own));
     map.setVars(at, own);
