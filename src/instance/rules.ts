@@ -380,14 +380,18 @@ export class InstanceRules {
   /**
    * A hist trigger: a new one (EEXIST if the same spec is there), or, for an existing spec,
    * `:pause`, `:cont` and `:clear` act on it; `!` removes it. Errors are logged as
-   * `hist:SYS:EV`.
+   * `hist:SYS:EV`; a write that fails lets go of the field variables it made.
    */
   private writeHist(event: number, spec: TriggerSpec, text: string): void {
     const type = this.type(event);
+    const r = this.rules(event);
+    const fieldVars: { event: number; entry: TriggerEntry }[] = [];
     let hs: HistSpec;
+    let key: string;
     let refs: HistRef[];
     let synths: number[];
-    const fieldVars: { event: number; entry: TriggerEntry }[] = [];
+    let existing: TriggerEntry | undefined;
+    let map: HistMap | null = null;
     try {
       hs = parseHist(spec.hist!.param, spec.hist!.offset);
       resolveHist(hs, fieldsOf(type));
@@ -398,36 +402,17 @@ export class InstanceRules {
         }
       }
       refs = this.histRefs(event, hs);
-      const own = fieldsOf(type);
-      const isText = (kind: string | undefined) => kind === 'string' || kind === 'chars';
-      synths = hs.actions.map((a) => {
-        const synth = this.host.registry.get('synthetic', a.synth);
-        if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError("Couldn't find synthetic event", a.pos, a.synth);
-        const params = fieldsOf(synth);
-        if (params.length !== a.args.length) throw new HistError("Param count doesn't match synthetic event field count", a.pos, `${a.synth} has ${params.length}`);
-        a.args.forEach((arg, i) => {
-          const text = arg.startsWith('$') ? refs.find((r) => `$${r.name}` === arg)!.string : isText(own.find((f) => f.name === arg)?.kind);
-          if (text !== isText(params[i]!.kind)) throw new HistError("Param type doesn't match synthetic event field type", a.pos, `${arg} is ${text ? 'text' : 'a number'}, ${a.synth}.${params[i]!.name} is not`);
-        });
-        const source = this.host.registry.get(a.system, a.event);
-        if (!source) throw new HistError('Invalid subsystem or event name', a.pos, `${a.system}.${a.event}`);
-        return synth.index;
-      });
+      synths = this.synthTargets(type, hs, refs);
+      if (spec.filter !== null) this.check(spec.filter, type);
+      key = histText(hs);
+      existing = r.triggers.find((t) => t.hist && !t.hidden && histText(t.hist.spec) === key);
+      if (existing && !spec.remove && !hs.pause && !hs.cont && !hs.clear) fail('EEXIST', `a ${key} trigger is already set`);
+      if (!existing && !spec.remove && hs.name) map = this.namedTable(hs.name, key, spec.hist!.offset);
     } catch (err) {
       this.releaseFieldVars(fieldVars);
       if (!(err instanceof HistError)) throw err;
       this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
       fail(err.code, `hist: ${err.summary}`);
-    }
-    const r = this.rules(event);
-    const key = histText(hs);
-    const existing = r.triggers.find((t) => t.hist && !t.hidden && histText(t.hist.spec) === key);
-    try {
-      if (spec.filter !== null) this.check(spec.filter, type);
-      if (existing && !spec.remove && !hs.pause && !hs.cont && !hs.clear) fail('EEXIST', `a ${key} trigger is already set`);
-    } catch (err) {
-      this.releaseFieldVars(fieldVars);
-      throw err;
     }
     if (spec.remove) {
       if (!existing) return;
@@ -444,22 +429,6 @@ export class InstanceRules {
       if (hs.cont) existing.hist!.map.paused = false;
       return;
     }
-    // `name=X`: triggers of that name (on any event of the instance) share one table, and
-    // must then have the same spec.
-    let map: HistMap | null = null;
-    if (hs.name) {
-      for (const rules of this.events.values()) {
-        const named = rules.triggers.find((t) => t.hist?.spec.name === hs.name);
-        if (!named) continue;
-        if (histText(named.hist!.spec) !== key) {
-          this.releaseFieldVars(fieldVars);
-          const err = new HistError("Named hist trigger doesn't match existing named trigger (includes variables)", spec.hist!.offset);
-          this.logEntry(`hist:${type.system}:${type.name}`, text.trim(), err.text, err.pos);
-          fail('EINVAL', `hist: ${err.summary}`);
-        }
-        map = named.hist!.map;
-      }
-    }
     if (!map) {
       map = new HistMap(hs);
       map.paused = hs.pause;
@@ -469,6 +438,36 @@ export class InstanceRules {
     for (const ref of refs) if (ref.event === event && ref.sab.byteLength === 0) ref.sab = map.sab;
     r.triggers.unshift({ spec, slot: `hist:${key}`, target: -1, count: new Int32Array(new SharedArrayBuffer(4)).fill(-1), hist: { spec: hs, map, refs, synths }, fieldVars });
     this.publish(event);
+  }
+
+  /** Each onmatch action's synthetic event, checked against its params' count and kinds. */
+  private synthTargets(type: EventType, hs: HistSpec, refs: HistRef[]): number[] {
+    const own = fieldsOf(type);
+    const isText = (kind: string | undefined) => kind === 'string' || kind === 'chars';
+    return hs.actions.map((a) => {
+      const synth = this.host.registry.get('synthetic', a.synth);
+      if (!synth || this.host.registry.isHidden(synth.index)) throw new HistError("Couldn't find synthetic event", a.pos, a.synth);
+      const params = fieldsOf(synth);
+      if (params.length !== a.args.length) throw new HistError("Param count doesn't match synthetic event field count", a.pos, `${a.synth} has ${params.length}`);
+      a.args.forEach((arg, i) => {
+        const text = arg.startsWith('$') ? refs.find((r) => `$${r.name}` === arg)!.string : isText(own.find((f) => f.name === arg)?.kind);
+        if (text !== isText(params[i]!.kind)) throw new HistError("Param type doesn't match synthetic event field type", a.pos, `${arg} is ${text ? 'text' : 'a number'}, ${a.synth}.${params[i]!.name} is not`);
+      });
+      if (!this.host.registry.get(a.system, a.event)) throw new HistError('Invalid subsystem or event name', a.pos, `${a.system}.${a.event}`);
+      return synth.index;
+    });
+  }
+
+  /** `name=X`: triggers of that name (on any event of the instance) share one table, and must have the same spec. */
+  private namedTable(name: string, key: string, pos: number): HistMap | null {
+    let map: HistMap | null = null;
+    for (const rules of this.events.values()) {
+      const named = rules.triggers.find((t) => t.hist?.spec.name === name);
+      if (!named) continue;
+      if (histText(named.hist!.spec) !== key) throw new HistError("Named hist trigger doesn't match existing named trigger (includes variables)", pos);
+      map = named.hist!.map;
+    }
+    return map;
   }
 
   /** Where each `$var` of a hist comes from: this spec's own variables, or another hist trigger's. */
