@@ -145,7 +145,7 @@ function parseField(text: string, at: number, allowHitcount: boolean): HistField
   const buckets = /^buckets=(\d+)$/.exec(mod);
   if (buckets) {
     const n = Number(buckets[1]);
-    if (n < 2) throw new HistError('Invalid field modifier', at + dot + 1, 'buckets need a size of at least 2');
+    if (n < 2 || !Number.isSafeInteger(n)) throw new HistError('Invalid field modifier', at + dot + 1, 'buckets need a size from 2 to 2^53-1');
     return { name, modifier: 'buckets', buckets: n, pos: at };
   }
   if (!MODIFIERS.has(mod)) throw new HistError('Invalid field modifier', at + dot + 1, mod);
