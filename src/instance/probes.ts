@@ -120,7 +120,10 @@ export class Probes {
       this.host.logError(LOCATION, text, why, pos);
       fail('EINVAL', `dynamic_events: ${why}`);
     };
+    // Carets: under the module, and under the function after it.
     const at = text.indexOf(def.module);
+    const funcAt = at + def.module.length + 1;
+    const name = def.func.join('.');
     let exports: unknown;
     let esm = false;
     try {
@@ -140,23 +143,22 @@ export class Probes {
     let holder = exports as Record<string, unknown>;
     for (const part of def.func.slice(0, -1)) {
       const next = holder?.[part];
-      if (next === null || (typeof next !== 'object' && typeof next !== 'function')) return bad(`No such function: ${def.func.join('.')}`, text.indexOf(def.module) + def.module.length + 1);
+      if (next === null || (typeof next !== 'object' && typeof next !== 'function')) return bad(`No such function: ${name}`, funcAt);
       holder = next as Record<string, unknown>;
     }
     const key = def.func[def.func.length - 1]!;
     const original = holder?.[key];
-    if (typeof original !== 'function') return bad(`No such function: ${def.func.join('.')}`, text.indexOf(def.module) + def.module.length + 1);
+    if (typeof original !== 'function') return bad(`No such function: ${name}`, funcAt);
     const desc = Object.getOwnPropertyDescriptor(holder, key);
-    const where = text.indexOf(def.module);
-    if (desc?.get && !desc.set) return bad(`Cannot patch ${def.func.join('.')}: exported through a getter (a re-export?): probe the module that defines it`, where);
-    if (desc && !desc.get && !desc.writable) return bad(`Cannot patch ${def.func.join('.')}: read-only property`, where);
-    if (!desc && !Object.isExtensible(holder)) return bad(`Cannot patch ${def.func.join('.')}: its object is frozen or sealed`, where);
+    if (desc?.get && !desc.set) return bad(`Cannot patch ${name}: exported through a getter (a re-export?): probe the module that defines it`, at);
+    if (desc && !desc.get && !desc.writable) return bad(`Cannot patch ${name}: read-only property`, at);
+    if (!desc && !Object.isExtensible(holder)) return bad(`Cannot patch ${name}: its object is frozen or sealed`, at);
     // The event: the fetched arguments, plus the time taken for a return probe.
     const fields: FieldSpec = {};
     for (const a of def.args) fields[a.name] = fieldType(a.type);
     if (def.isReturn) fields.duration_ns = 'u64';
     const fmt = [
-      `(${`${def.module}:${def.func.join('.')}`.replace(/%/g, '%%')}${def.isReturn ? ' <- return' : ''})`,
+      `(${`${def.module}:${name}`.replace(/%/g, '%%')}${def.isReturn ? ' <- return' : ''})`,
       ...def.args.map((a) => `${a.name}=${conversion(a)}`),
       ...(def.isReturn ? ['duration_ns=%llu'] : []),
     ].join(' ');
@@ -182,12 +184,12 @@ export class Probes {
       holder[key] = probe.wrapper;
     } catch (err) {
       this.host.hide(event.def, true);
-      return bad(`Cannot patch ${def.func.join('.')}: ${(err as Error).message}`, where);
+      return bad(`Cannot patch ${name}: ${(err as Error).message}`, at);
     }
     if (holder[key] !== probe.wrapper) {
       holder[key] = before;
       this.host.hide(event.def, true);
-      return bad(`Cannot patch ${def.func.join('.')}: the assignment did not take (a setter that ignores it?)`, where);
+      return bad(`Cannot patch ${name}: the assignment did not take (a setter that ignores it?)`, at);
     }
     this.host.hide(event.def, false);
     warnLocalCalls(def, esm ? null : this.require, key);
