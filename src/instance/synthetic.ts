@@ -38,12 +38,6 @@ export class Synthetics {
     return this.events.map((e) => `${e.name}\t${e.fields.map((f) => `${f.type} ${f.name}`).join('; ')}\n`).join('');
   }
 
-  /** Field names of a synthetic event, in order (for the hist actions that write it). */
-  fields(name: string): string[] | null {
-    const e = this.events.find((x) => x.name === name);
-    return e ? e.fields.map((f) => f.name.replace(/\[\d+\]$/, '')) : null;
-  }
-
   clear(): void {
     const busy = this.events.find((e) => this.host.inUse(e.type));
     if (busy) fail('EBUSY', `synthetic event ${busy.name} is in use`);
@@ -84,6 +78,7 @@ export class Synthetics {
       if (!f) continue;
       const arr = /^char\s+([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]$/.exec(f);
       if (arr) {
+        if (spec[arr[1]!] !== undefined) return bad(`Field name used twice: ${arr[1]}`, at);
         fields.push({ type: 'char', name: `${arr[1]}[${arr[2]}]` });
         spec[arr[1]!] = `char[${Number(arr[2])}]` as FieldType;
         continue;
