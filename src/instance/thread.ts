@@ -209,14 +209,18 @@ export class ThreadContext {
 
   defineEvent<F extends FieldSpec>(system: string, name: string, fields: F, options?: EventOptions): TraceEvent<F> {
     if (system === 'ftrace') fail('EINVAL', "the 'ftrace' system is the tracer's own");
-    const def = this.registry.define(system, name, fields, options);
+    return this.emitter(this.registry.define(system, name, fields, options)) as TraceEvent<F>;
+  }
+
+  /** This thread's emitter for a definition, made on first use (sinks are built at the next write). */
+  private emitter(def: EventDef): TraceEvent<any> {
     let ev = this.events.get(def.index);
     if (!ev) {
-      ev = new TraceEvent<F>(def, this);
+      ev = new TraceEvent(def, this);
       this.events.set(def.index, ev);
       this.generation = -1;
     }
-    return ev as TraceEvent<F>;
+    return ev;
   }
 
   /**
@@ -339,6 +343,7 @@ export class ThreadContext {
     const { control } = this;
     const count = plan.count;
     const cond = compileOrNull(plan.filter, type, this);
+    const swap = () => control.change(() => control.swapSnapshot(slot));
     let fire: (p: any, ts: number) => void;
     let post = false;
     let histMap: HistMap | null = null;
@@ -355,8 +360,7 @@ export class ThreadContext {
       }
       case 'snapshot':
         fire = () => {
-          if (!control.snapshotAllocated(slot) || !take(count)) return;
-          control.change(() => control.swapSnapshot(slot));
+          if (control.snapshotAllocated(slot) && take(count)) swap();
         };
         break;
       case 'stacktrace':
@@ -373,7 +377,7 @@ export class ThreadContext {
           eventFor: (index) => this.eventFor(index),
           // onmax(…).snapshot(): a new maximum over all keys freezes the instance's buffer, as the kernel's.
           snapshot: () => {
-            if (control.snapshotAllocated(slot)) control.change(() => control.swapSnapshot(slot));
+            if (control.snapshotAllocated(slot)) swap();
           },
         }));
         break;
@@ -404,15 +408,9 @@ export class ThreadContext {
 
   /** This thread's emitter for an event defined by index (a synthetic event written by an action). */
   private eventFor(index: number): TraceEvent<any> {
-    let ev = this.events.get(index);
-    if (!ev) {
-      const def = this.registry.byIndex(index);
-      if (!(def instanceof EventDef)) throw new Error(`event ${index} has no definition`);
-      ev = new TraceEvent(def, this);
-      this.events.set(index, ev);
-      this.generation = -1;
-    }
-    return ev;
+    const def = this.registry.byIndex(index);
+    if (!(def instanceof EventDef)) throw new Error(`event ${index} has no definition`);
+    return this.emitter(def);
   }
 
   /**
