@@ -90,7 +90,7 @@ function triggerNode(ctx: EntryContext): FileNode {
     staleErrno: 'ENODEV',
     read: () => rules.readTriggers(index),
     write: (d) => (rules.writeTrigger(index, d), bytes(d)),
-    // O_TRUNC removes only the hist triggers.
+    // O_TRUNC removes only the hist family (see rules.removeHists).
     truncate: () => rules.removeHists(index),
   };
 }
