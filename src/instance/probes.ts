@@ -64,6 +64,11 @@ interface Probe {
 
 const LOCATION = 'trace_fprobe';
 
+/** The commands of a write to a dynamic-event file: one per line, `#` comments and blank lines left out. */
+export function commandLines(data: string): string[] {
+  return data.split('\n').map((line) => line.replace(/#.*$/, '').trim()).filter(Boolean);
+}
+
 export class Probes {
   private readonly host: ProbeHost;
   private readonly probes: Probe[] = [];
@@ -91,11 +96,7 @@ export class Probes {
 
   /** One write: each line a definition or a removal. */
   write(data: string): void {
-    for (const line of data.split('\n')) {
-      const text = line.replace(/#.*$/, '').trim();
-      if (!text) continue;
-      this.apply(text);
-    }
+    for (const text of commandLines(data)) this.apply(text);
   }
 
   private apply(text: string): void {

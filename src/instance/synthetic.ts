@@ -8,7 +8,7 @@
 import { fail } from '../errno.js';
 import type { EventType } from '../events/event.js';
 import type { FieldSpec, FieldType } from '../events/fields.js';
-import type { ProbeHost } from './probes.js';
+import { commandLines, type ProbeHost } from './probes.js';
 
 export const SYNTH_SYSTEM = 'synthetic';
 const LOCATION = 'synthetic_events';
@@ -45,10 +45,7 @@ export class Synthetics {
   }
 
   write(data: string): void {
-    for (const line of data.split('\n')) {
-      const text = line.replace(/#.*$/, '').trim();
-      if (text) this.apply(text);
-    }
+    for (const text of commandLines(data)) this.apply(text);
   }
 
   private apply(text: string): void {
