@@ -1,4 +1,4 @@
-/** File helpers shared by the readers of binary files (ELF, persist files). */
+/** File helpers shared by the readers of binary files (ELF, persist files, input sniffing). */
 import { readSync } from 'node:fs';
 
 /** Bytes [offset, offset + length) of an open file; shorter where the file ends first. */

@@ -3,7 +3,8 @@
  * standard input, streamed in chunks; or a trace.dat (v6/v7) read through our reader, with call
  * sites resolved through the file's own kallsyms. The kind is found from the first bytes.
  */
-import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, statSync } from 'node:fs';
+import { readAt } from '../../io.js';
 import { createGunzip } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -39,9 +40,11 @@ export async function readKmemEvents(path: string, onEvent: (ev: KmemEvent) => v
     let head: Buffer;
     try {
       const fd = openSync(path, 'r');
-      head = Buffer.alloc(3);
-      readSync(fd, head, 0, 3, 0);
-      closeSync(fd);
+      try {
+        head = readAt(fd, 0, TRACE_DAT_MAGIC.length);
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
       throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
@@ -51,9 +54,9 @@ export async function readKmemEvents(path: string, onEvent: (ev: KmemEvent) => v
       return readTraceDat(await parseTraceDat(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), path), onEvent, options);
     }
     const gz = head[0] === 0x1f && head[1] === 0x8b;
-    if (!gz && (options.workers ?? availableParallelism()) > 1 && statSync(path).size >= PARALLEL_MIN_BYTES) return readTextParallel(path, onEvent, options);
-    const raw = createReadStream(path, { highWaterMark: 1 << 20 });
     const total = statSync(path).size;
+    if (!gz && (options.workers ?? availableParallelism()) > 1 && total >= PARALLEL_MIN_BYTES) return readTextParallel(path, onEvent, options);
+    const raw = createReadStream(path, { highWaterMark: 1 << 20 });
     let done = 0;
     raw.on('data', (c) => options.progress?.((done += c.length), total));
     return readStream(gz ? raw.pipe(createGunzip()) : raw, path, onEvent, options);
