@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuStatOptions, localUname, writeTraceDat, type CpuPages, type FilePages, type TraceDatContent } from '../format/tracedat/writer.js';
 import { selectedClock } from '../format/tracedat/layout.js';
+import { COMMIT_SIZE_MASK, MISSED_EVENTS, MISSED_STORED } from '../ring/layout.js';
 import { ControlClient } from '../tracefs/socket.js';
 import type { CompressionName } from '../format/tracedat/compress.js';
 import { KernelInstance, KernelTracefs, findTracefs, selectEvents } from './tracefs.js';
@@ -66,9 +67,6 @@ export interface RecordResult {
 const MIN_POLL_MS = 10;
 const MAX_POLL_MS = 200;
 const CHUNK_PAGES = 256;
-const RB_MISSED_EVENTS = 1 << 31;
-const RB_MISSED_STORED = 1 << 30;
-const COMMIT_SIZE_MASK = ~(3 << 30);
 
 /**
  * One CPU's trace_pipe_raw, read without blocking a page at a time into a buffer, and spooled
@@ -129,9 +127,9 @@ class CpuPipe {
     const f = this.figures;
     f.pages++;
     f.bytes += size;
-    if (commit & RB_MISSED_EVENTS) {
+    if (commit & MISSED_EVENTS) {
       const countAt = at + 16 + size;
-      if (commit & RB_MISSED_STORED && countAt + 8 <= at + this.pageSize) f.lost += Number(page.readBigUInt64LE(countAt));
+      if (commit & MISSED_STORED && countAt + 8 <= at + this.pageSize) f.lost += Number(page.readBigUInt64LE(countAt));
       else f.lostUnknown++;
     }
   }

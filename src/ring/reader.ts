@@ -3,7 +3,7 @@
  * a page the writer recycled during the copy is discarded (its events are already counted as
  * overrun by the writer), so nothing half-written is ever decoded.
  */
-import { COMMIT_OFFSET, COMMIT_SIZE_MASK, SUBBUF_HEADER } from './layout.js';
+import { COMMIT_OFFSET, COMMIT_SIZE_MASK, MISSED_EVENTS, MISSED_STORED, SUBBUF_HEADER } from './layout.js';
 import { F_READ, I_STATE, I_TAIL, RingView, RingWriter, forEachEvent } from './ring.js';
 
 /** Events copied out of a ring, in ring order. Payload i is `bytes[off[i] .. off[i]+len[i])`. */
@@ -62,8 +62,6 @@ export class EventList {
 }
 
 const MAX_RETRIES = 1000;
-const RB_MISSED_EVENTS = 2 ** 31;
-const RB_MISSED_STORED = 2 ** 30;
 
 /**
  * Copy page `slot` into `out` if its sequence number is stable across the copy. Returns the
@@ -199,10 +197,10 @@ export class RingConsumer {
     if (this.lost > 0) {
       const dv = new DataView(page.buffer);
       const size = dv.getUint32(COMMIT_OFFSET, true) & COMMIT_SIZE_MASK;
-      let flags = RB_MISSED_EVENTS;
+      let flags = MISSED_EVENTS;
       if (SUBBUF_HEADER + size + 8 <= page.length) {
         dv.setBigUint64(SUBBUF_HEADER + size, BigInt(this.lost), true);
-        flags |= RB_MISSED_STORED;
+        flags |= MISSED_STORED;
       }
       dv.setUint32(COMMIT_OFFSET, (size | flags) >>> 0, true);
       this.lost = 0;

@@ -13,7 +13,7 @@ import type { EventFormat, KField } from '../../events/kformat.js';
 import { parseTraceDat, type TraceDat } from '../../format/tracedat/reader.js';
 import { TraceDatEvents } from '../../format/tracedat/records.js';
 import { TraceDatError } from '../../format/tracedat/cursor.js';
-import { COMMIT_SIZE_MASK, SUBBUF_HEADER } from '../../ring/layout.js';
+import { COMMIT_SIZE_MASK, MISSED_STORED, SUBBUF_HEADER } from '../../ring/layout.js';
 import { forEachEvent } from '../../ring/ring.js';
 import { ALLOC, FREE, PAGE_ALLOC, PAGE_FREE, newEvent, type KmemEvent } from './account.js';
 import { KmemTextParser, newProblems, type ParseProblems } from './text.js';
@@ -249,8 +249,6 @@ class PageStream {
     }
   }
 }
-
-const MISSED_STORED = 2 ** 30;
 
 /** Cache names (`__data_loc char[]`) interned by their bytes: no string made for a name seen before. */
 class StringInterner {
