@@ -5,8 +5,11 @@
  * A print fmt this code cannot fully understand never stops decoding: the event then prints
  * its raw fields (`name=value ...`) and `printNote` says why.
  */
-import { CEvalError, CParseError, evaluate, parsePrintFmt, type CNode, type CScope, type CValue } from './cexpr.js';
-import { formatValue, pad, parseFormat, type Conversion, type Segment } from './printf.js';
+import { CEvalError, CParseError, parsePrintFmt, type CScope, type CValue } from './cexpr.js';
+import { parseFormat, type Conversion } from './printf.js';
+import { compileArg, formatKernel, type ArgPrinter } from './print-fmt.js';
+
+export { formatKernel };
 
 export interface KField {
   name: string;
@@ -83,8 +86,6 @@ export interface RecordView {
   length: number;
 }
 
-type PrintArg = { conv: Conversion; node: CNode };
-
 export class EventFormat {
   readonly name: string;
   readonly id: number;
@@ -94,8 +95,14 @@ export class EventFormat {
   readonly printText: string;
   /** Why the print fmt is not used (raw fields are printed instead), or ''. */
   readonly printNote: string;
-  private readonly segments: Segment[] = [];
-  private readonly args: PrintArg[] = [];
+  /**
+   * Whether print() can end with a newline: raw fields, a text ending in one, or a string
+   * conversion last. Lets a report skip the check (which would flatten the text) elsewhere.
+   */
+  readonly printMayEndWithNewline: boolean;
+  /** The print fmt compiled: text before each argument's printer, and the text after the last. */
+  private readonly literals: string[] = [];
+  private readonly printers: ArgPrinter[] = [];
   private readonly byName = new Map<string, KField>();
   private readonly rawConversions = new Map<string, { conv: Conversion; has0x: boolean }>();
 
@@ -126,6 +133,8 @@ export class EventFormat {
     const pf = /^print fmt:\s*(.*)$/m.exec(text);
     this.printText = pf ? pf[1]! : '';
     this.printNote = this.compilePrint();
+    const last = this.literals[this.literals.length - 1] ?? '';
+    this.printMayEndWithNewline = this.printNote !== '' || last.endsWith('\n') || (last === '' && this.printers.length > 0);
   }
 
   field(name: string): KField | undefined {
@@ -139,24 +148,29 @@ export class EventFormat {
       const segments = parseFormat(fmt);
       const convs = segments.filter((s): s is Conversion => typeof s !== 'string');
       if (convs.length !== args.length) return `print fmt has ${convs.length} conversions for ${args.length} arguments`;
-      this.segments.push(...segments);
-      convs.forEach((conv, i) => this.args.push({ conv, node: args[i]! }));
+      const ctx = { field: (name: string) => this.byName.get(name), scope: (rec: RecordView) => this.scope(rec) };
       // -R prints a field with the conversion of the print fmt argument that is exactly that
       // field (a "0x" written just before it too), as libtraceevent's raw mode does. It walks
       // fields and arguments together: each search starts after the last match and wraps once;
       // a miss, or a match on the last argument, ends the walk and later fields print raw.
       const shown: { name: string; conv: Conversion; has0x: boolean }[] = [];
+      let text = '';
       let before = '';
       let arg = 0;
       for (const seg of segments) {
         if (typeof seg === 'string') {
+          text += seg;
           before = seg;
           continue;
         }
         const node = args[arg++]!;
+        this.literals.push(text);
+        this.printers.push(compileArg(seg, node, ctx));
         shown.push({ name: node.t === 'field' && node.index === null ? node.name : '', conv: seg, has0x: before.endsWith('0x') });
+        text = '';
         before = '';
       }
+      this.literals.push(text);
       let next = 0;
       for (const f of this.fields) {
         if (next >= shown.length) break;
@@ -216,18 +230,11 @@ export class EventFormat {
   /** The event's text as `trace-cmd report -N` prints it after the name column. */
   print(rec: RecordView, options: PrintOptions = {}): string {
     if (this.printNote) return this.printRaw(rec, options);
-    const scope = this.scope(rec);
-    let out = '';
-    let i = 0;
+    const { literals, printers } = this;
+    const symbols = options.symbols;
+    let out = literals[0]!;
     try {
-      for (const s of this.segments) {
-        if (typeof s === 'string') {
-          out += s;
-          continue;
-        }
-        const a = this.args[i++]!;
-        out += formatKernel(a.conv, evaluate(a.node, scope), options.symbols);
-      }
+      for (let i = 0; i < printers.length; i++) out += printers[i]!(rec, symbols) + literals[i + 1]!;
     } catch (err) {
       if (err instanceof CEvalError) return this.printRaw(rec, options);
       throw err;
@@ -265,30 +272,4 @@ export class EventFormat {
       return '?';
     }
   }
-}
-
-function lengthBits(length: string): number {
-  switch (length) {
-    case 'hh': return 8;
-    case 'h': return 16;
-    case 'l': case 'll': case 'z': case 'j': case 't': case 'L': return 64;
-    default: return 32;
-  }
-}
-
-/** One conversion of a kernel value, as libtraceevent prints it (pointers unhashed, NULL as (nil)). */
-export function formatKernel(c: Conversion, v: CValue, symbols?: SymbolTable): string {
-  if (c.conv === 'p') {
-    const addr = typeof v === 'bigint' ? BigInt.asUintN(64, v) : 0n;
-    if (c.ext && 'SsFfB'.includes(c.ext)) {
-      const sym = symbols?.lookup(addr);
-      if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c, false);
-      return pad(`0x${addr.toString(16)}`, c, false);
-    }
-    return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c, false);
-  }
-  if (typeof v === 'string' || c.conv === 's' || c.conv === 'c') return formatValue(c, v);
-  const bits = lengthBits(c.length);
-  const n = c.conv === 'd' || c.conv === 'i' ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
-  return formatValue(c, n);
 }

@@ -75,23 +75,28 @@ export function formatValue(c: Conversion, v: number | bigint | string): string 
     case 'd':
     case 'i': {
       const n = typeof v === 'string' ? Number(v) : v;
-      let s = n.toString();
-      if (c.precision >= 0) s = s.startsWith('-') ? '-' + s.slice(1).padStart(c.precision, '0') : s.padStart(c.precision, '0');
-      if (!s.startsWith('-')) s = (c.flags.includes('+') ? '+' : c.flags.includes(' ') ? ' ' : '') + s;
-      return pad(s, c, true);
+      const negative = n < 0;
+      return formatInteger(c, (negative ? -n : n).toString(), negative, n != 0);
     }
     default: {
       let n = typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)));
       if (n < 0n) n = BigInt.asUintN(64, n);
-      const radix = c.conv === 'o' ? 8 : c.conv === 'u' ? 10 : 16;
-      let s = n.toString(radix);
-      if (c.conv === 'X') s = s.toUpperCase();
-      if (c.precision >= 0) s = s.padStart(c.precision, '0');
-      if (c.flags.includes('#') && n !== 0n) s = (c.conv === 'o' ? '0' : c.conv === 'X' ? '0X' : c.conv === 'u' ? '' : '0x') + s;
-      if (c.conv === 'p') s = '0x' + n.toString(16);
-      return pad(s, c, true);
+      return formatInteger(c, n.toString(c.conv === 'o' ? 8 : c.conv === 'u' ? 10 : 16), false, n !== 0n);
     }
   }
+}
+
+/**
+ * An integer conversion from its digits (in the conversion's radix, no sign): precision, sign
+ * flags for %d/%i, the `#` prefix for the others, then the width.
+ */
+export function formatInteger(c: Conversion, digits: string, negative: boolean, nonzero: boolean): string {
+  let s = c.conv === 'X' ? digits.toUpperCase() : digits;
+  if (c.conv === 'p') return pad(`0x${s}`, c, true);
+  if (c.precision >= 0) s = s.padStart(c.precision, '0');
+  if (c.conv === 'd' || c.conv === 'i') s = (negative ? '-' : c.flags.includes('+') ? '+' : c.flags.includes(' ') ? ' ' : '') + s;
+  else if (c.flags.includes('#') && nonzero) s = (c.conv === 'o' ? '0' : c.conv === 'X' ? '0X' : c.conv === 'u' ? '' : '0x') + s;
+  return pad(s, c, true);
 }
 
 export function format(segments: Segment[], values: (number | bigint | string)[]): string {

@@ -1,0 +1,503 @@
+/**
+ * An event's `print fmt` compiled once into closures, so printing a record walks no tree and
+ * makes no BigInt in the common case: field reads at fixed offsets, constants folded,
+ * `__print_flags` / `__print_symbolic` tables made into arrays and maps, each conversion's
+ * width and signedness resolved.
+ *
+ * Integers are JS numbers on this path. A 64-bit value that does not fit a safe integer (a
+ * kernel pointer, -1UL) makes the closure answer NaN, and that argument is then evaluated
+ * exactly by cexpr's `evaluate` (bigints) for that record only. Pointers and hex of a 64-bit
+ * field never need that: they print from the field's two 32-bit halves.
+ *
+ *   "ptr=%p bytes=%zu", REC->ptr, REC->bytes_req
+ *   → (rec) => 'ptr=' + hex64(rec, 16) + ' bytes=' + String(u64(rec, 24))
+ *
+ * Nothing is generated as source text: closures only, so format files from any kernel are
+ * safe to compile.
+ */
+import { CEvalError, evaluate, type CNode, type CScope, type CValue } from './cexpr.js';
+import { formatInteger, formatValue, pad, type Conversion } from './printf.js';
+import type { KField, RecordView, SymbolTable } from './kformat.js';
+
+/** One argument printed with its conversion. */
+export type ArgPrinter = (rec: RecordView, symbols: SymbolTable | undefined) => string;
+
+/** A number, or NaN when the exact (bigint) evaluation must decide. */
+type Num = (rec: RecordView) => number;
+type Str = (rec: RecordView) => string;
+
+const TWO32 = 4294967296;
+const SAFE_HI = 0x200000; // 2^21: hi * 2^32 + lo stays below 2^53
+
+export interface PrintContext {
+  field(name: string): KField | undefined;
+  /** The exact value of an argument (bigints, strings); throws CEvalError when it cannot. */
+  scope(rec: RecordView): CScope;
+}
+
+function lengthBits(length: string): number {
+  switch (length) {
+    case 'hh': return 8;
+    case 'h': return 16;
+    case 'l': case 'll': case 'z': case 'j': case 't': case 'L': return 64;
+    default: return 32;
+  }
+}
+
+/** One conversion of a kernel value, as libtraceevent prints it (pointers unhashed, NULL as (nil)). */
+export function formatKernel(c: Conversion, v: CValue, symbols?: SymbolTable): string {
+  if (c.conv === 'p') {
+    const addr = typeof v === 'bigint' ? BigInt.asUintN(64, v) : 0n;
+    if (c.ext && 'SsFfB'.includes(c.ext)) {
+      const sym = symbols?.lookup(addr);
+      if (sym) return pad(c.ext === 's' || c.ext === 'f' || sym.offset === 0n ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}`, c, false);
+      return pad(`0x${addr.toString(16)}`, c, false);
+    }
+    return pad(addr === 0n ? '(nil)' : `0x${addr.toString(16)}`, c, false);
+  }
+  if (typeof v === 'string' || c.conv === 's' || c.conv === 'c') return formatValue(c, v);
+  const bits = lengthBits(c.length);
+  const n = c.conv === 'd' || c.conv === 'i' ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
+  return formatValue(c, n);
+}
+
+/** Constant folding: the value of a node that reads no field, or undefined. */
+function constant(n: CNode, ctx: PrintContext): CValue | undefined {
+  switch (n.t) {
+    case 'num': case 'str': return n.v;
+    case 'id': return n.name === 'NULL' || n.name === 'false' ? 0n : n.name === 'true' ? 1n : ctx.field(n.name) ? undefined : 0n;
+    case 'unary': case 'cast': return constant(n.e, ctx) === undefined ? undefined : fold(n);
+    case 'bin': return constant(n.a, ctx) === undefined || constant(n.b, ctx) === undefined ? undefined : fold(n);
+    case 'cond': return constant(n.c, ctx) === undefined || constant(n.a, ctx) === undefined || constant(n.b, ctx) === undefined ? undefined : fold(n);
+    default: return undefined;
+  }
+}
+
+const NO_FIELDS: CScope = { field: () => undefined, dynamic: () => undefined };
+
+function fold(n: CNode): CValue | undefined {
+  try {
+    return evaluate(n, NO_FIELDS);
+  } catch (err) {
+    if (err instanceof CEvalError) return undefined; // e.g. a division by zero: left to each record
+    throw err;
+  }
+}
+
+const safe = (v: bigint) => v >= -(2n ** 53n) && v <= 2n ** 53n;
+
+/** An integer field (no string, no dynamic array) read as a number; NaN past the record or the safe range. */
+function readField(f: KField, elementOffset: number): Num {
+  const off = f.offset + elementOffset;
+  const size = f.arrayLength > 0 ? f.size / f.arrayLength : f.size;
+  const end = off + size;
+  switch (size) {
+    case 1: return f.signed ? (r) => (end > r.length ? NaN : r.dv.getInt8(r.start + off)) : (r) => (end > r.length ? NaN : r.u8[r.start + off]!);
+    case 2: return f.signed ? (r) => (end > r.length ? NaN : r.dv.getInt16(r.start + off, true)) : (r) => (end > r.length ? NaN : r.dv.getUint16(r.start + off, true));
+    case 4: return f.signed ? (r) => (end > r.length ? NaN : r.dv.getInt32(r.start + off, true)) : (r) => (end > r.length ? NaN : r.dv.getUint32(r.start + off, true));
+    case 8:
+      return f.signed
+        ? (r) => {
+          if (end > r.length) return NaN;
+          const hi = r.dv.getInt32(r.start + off + 4, true);
+          return hi >= -SAFE_HI && hi < SAFE_HI ? hi * TWO32 + r.dv.getUint32(r.start + off, true) : NaN;
+        }
+        : (r) => {
+          if (end > r.length) return NaN;
+          const hi = r.dv.getUint32(r.start + off + 4, true);
+          return hi < SAFE_HI ? hi * TWO32 + r.dv.getUint32(r.start + off, true) : NaN;
+        };
+    default: return () => NaN;
+  }
+}
+
+/** A field usable as a number: integer, not a string or dynamic array. */
+function numericField(ctx: PrintContext, name: string): KField | undefined {
+  const f = ctx.field(name);
+  return f && !f.isString && !f.dataLoc ? f : undefined;
+}
+
+/** Bitwise and/or/xor on non-negative safe integers, as the 64-bit unsigned C operation. */
+function bitwise(op: string): ((a: number, b: number) => number) | null {
+  const apply = op === '&' ? (x: number, y: number) => x & y : op === '|' ? (x: number, y: number) => x | y : op === '^' ? (x: number, y: number) => x ^ y : null;
+  if (!apply) return null;
+  return (a, b) => {
+    if (!(a >= 0 && b >= 0)) return NaN; // NaN, or a negative value (64 set bits above): exact path
+    if (a < TWO32 && b < TWO32) return apply(a, b) >>> 0;
+    return (apply(Math.floor(a / TWO32), Math.floor(b / TWO32)) >>> 0) * TWO32 + (apply(a >>> 0, b >>> 0) >>> 0);
+  };
+}
+
+function arithmetic(op: string): ((a: number, b: number) => number) | null {
+  switch (op) {
+    case '+': return (a, b) => { const r = a + b; return Number.isSafeInteger(r) ? r : NaN; };
+    case '-': return (a, b) => { const r = a - b; return Number.isSafeInteger(r) ? r : NaN; };
+    case '*': return (a, b) => { const r = a * b; return Number.isSafeInteger(r) ? r : NaN; };
+    // Exact for operands within 32 bits (a float quotient of larger ones may round).
+    case '/': return (a, b) => (b !== 0 && Math.abs(a) <= 0x7fffffff && Math.abs(b) <= 0x7fffffff ? Math.trunc(a / b) : NaN);
+    case '%': return (a, b) => (b !== 0 && a === a ? a % b : NaN);
+    case '<<': return (a, b) => { const r = a * 2 ** (b & 63); return a >= 0 && Number.isSafeInteger(r) ? r : NaN; };
+    case '>>': return (a, b) => (b === b ? Math.floor(a / 2 ** (b & 63)) : NaN);
+    case '<': return (a, b) => (a !== a || b !== b ? NaN : a < b ? 1 : 0);
+    case '>': return (a, b) => (a !== a || b !== b ? NaN : a > b ? 1 : 0);
+    case '<=': return (a, b) => (a !== a || b !== b ? NaN : a <= b ? 1 : 0);
+    case '>=': return (a, b) => (a !== a || b !== b ? NaN : a >= b ? 1 : 0);
+    case '==': return (a, b) => (a !== a || b !== b ? NaN : a === b ? 1 : 0);
+    case '!=': return (a, b) => (a !== a || b !== b ? NaN : a !== b ? 1 : 0);
+    case '&&': return (a, b) => (a !== a || b !== b ? NaN : a !== 0 && b !== 0 ? 1 : 0);
+    case '||': return (a, b) => (a !== a || b !== b ? NaN : a !== 0 || b !== 0 ? 1 : 0);
+    default: return bitwise(op);
+  }
+}
+
+/**
+ * A safe integer compared with a constant outside the safe range (`REC->pfn != -1UL`): the
+ * answer is known unless the value itself is NaN.
+ */
+function compareWithBig(op: string, x: Num, big: bigint, bigOnRight: boolean): Num | null {
+  const less = bigOnRight ? big > 0n : big < 0n; // the safe value is below the big one
+  const answers: Record<string, boolean> = { '==': false, '!=': true, '<': less, '<=': less, '>': !less, '>=': !less };
+  const answer = answers[op];
+  if (answer === undefined) return null;
+  const r = answer ? 1 : 0;
+  return (rec) => (x(rec) !== x(rec) ? NaN : r);
+}
+
+/** The node as a number-valued closure, or null when it is not (strings, helpers). */
+function compileNum(n: CNode, ctx: PrintContext): Num | null {
+  const k = constant(n, ctx);
+  if (k !== undefined) {
+    if (typeof k !== 'bigint' || !safe(k)) return null;
+    const v = Number(k);
+    return () => v;
+  }
+  switch (n.t) {
+    case 'id': {
+      const f = numericField(ctx, n.name);
+      return f ? readField(f, 0) : null;
+    }
+    case 'field': {
+      const f = numericField(ctx, n.name);
+      if (!f) return null;
+      if (n.index === null) return readField(f, 0);
+      const index = constant(n.index, ctx);
+      if (typeof index !== 'bigint' || f.arrayLength === 0 || index < 0n || index >= BigInt(f.arrayLength)) return null;
+      return readField(f, Number(index) * (f.size / f.arrayLength));
+    }
+    case 'unary': {
+      const e = compileNum(n.e, ctx);
+      if (!e) return null;
+      if (n.op === '-') return (r) => -e(r);
+      if (n.op === '!') return (r) => { const v = e(r); return v !== v ? NaN : v === 0 ? 1 : 0; };
+      return null; // ~x sets the 64-bit high bits: exact path
+    }
+    case 'cast': {
+      const e = compileNum(n.e, ctx);
+      if (!e) return null;
+      return castNum(e, n.bits, n.signed);
+    }
+    case 'bin': {
+      const ka = constant(n.a, ctx);
+      const kb = constant(n.b, ctx);
+      // x & BIG keeps only x's bits: the constant's bits above 2^53 cannot matter.
+      const narrow = (k: CValue | undefined) => (n.op === '&' && typeof k === 'bigint' && !safe(k) ? BigInt.asUintN(53, k) : k);
+      const a = compileNumOr(n.a, narrow(ka), ctx);
+      const b = compileNumOr(n.b, narrow(kb), ctx);
+      if (a && !b && typeof kb === 'bigint') return compareWithBig(n.op, a, kb, true);
+      if (b && !a && typeof ka === 'bigint') return compareWithBig(n.op, b, ka, false);
+      const op = arithmetic(n.op);
+      if (!a || !b || !op) return null;
+      return (r) => op(a(r), b(r));
+    }
+    case 'cond': {
+      const c = compileNum(n.c, ctx);
+      const a = compileNum(n.a, ctx);
+      const b = compileNum(n.b, ctx);
+      if (!c || !a || !b) return null;
+      return (r) => { const v = c(r); return v !== v ? NaN : v !== 0 ? a(r) : b(r); };
+    }
+    default:
+      return null;
+  }
+}
+
+function compileNumOr(n: CNode, k: CValue | undefined, ctx: PrintContext): Num | null {
+  if (typeof k === 'bigint' && safe(k)) {
+    const v = Number(k);
+    return () => v;
+  }
+  return compileNum(n, ctx);
+}
+
+/** A C integer conversion to `bits` on a number; NaN where the result leaves the safe range. */
+function castNum(e: Num, bits: number, signed: boolean): Num {
+  if (bits >= 64) return signed ? e : (r) => { const v = e(r); return v >= 0 ? v : NaN; };
+  const shift = 32 - bits;
+  if (bits === 32) return signed ? (r) => { const v = e(r); return v !== v ? NaN : v | 0; } : (r) => { const v = e(r); return v !== v ? NaN : v >>> 0; };
+  if (signed) return (r) => { const v = e(r); return v !== v ? NaN : (v << shift) >> shift; };
+  const mask = 2 ** bits - 1;
+  return (r) => { const v = e(r); return v !== v ? NaN : v & mask; };
+}
+
+/** A char array or dynamic string field, decoded up to its NUL. */
+function readString(f: KField): Str {
+  const off = f.offset;
+  const fixedEnd = f.size === 0 ? -1 : off + f.size;
+  const utf8 = new TextDecoder('utf-8');
+  return (r) => {
+    let start: number;
+    let end: number;
+    if (f.dataLoc) {
+      const loc = r.dv.getUint32(r.start + off, true);
+      start = r.start + (loc & 0xffff) + (f.dataLoc === 'rel' ? off + 4 : 0);
+      end = Math.min(start + (loc >>> 16), r.start + r.length);
+    } else {
+      start = r.start + off;
+      end = fixedEnd < 0 ? r.start + r.length : Math.min(r.start + fixedEnd, r.start + r.length);
+    }
+    const u8 = r.u8;
+    let s = '';
+    for (let i = start; i < end; i++) {
+      const b = u8[i]!;
+      if (b === 0) return s;
+      if (b >= 0x80) {
+        let stop = i;
+        while (stop < end && u8[stop] !== 0) stop++;
+        return s + utf8.decode(u8.subarray(i, stop));
+      }
+      s += String.fromCharCode(b);
+    }
+    return s;
+  };
+}
+
+/** `{ value, "NAME" }` pairs as constants; null when an entry is not constant. */
+function constantPairs(items: CNode[], ctx: PrintContext): [bigint, string][] | null {
+  const out: [bigint, string][] = [];
+  for (const item of items) {
+    if (item.t !== 'list' || item.items.length !== 2) return null;
+    const name = constant(item.items[1]!, ctx);
+    if (name === undefined) return null;
+    if (typeof name !== 'string') continue; // { 0, NULL } terminator
+    if (item.items[0]!.t === 'id') continue; // an unresolved enum name matches nothing (cexpr's rule)
+    const v = constant(item.items[0]!, ctx);
+    if (typeof v !== 'bigint') return null;
+    out.push([v, name]);
+  }
+  return out;
+}
+
+/** Distinct values whose text a table printer keeps (flag words repeat; counters would not). */
+const MEMO_LIMIT = 4096;
+
+/**
+ * __print_flags on 32-bit values, libtraceevent's algorithm (cexpr's printFlags), each value's
+ * text kept once made; null past 32 bits.
+ */
+function flagsPrinter(value: Num, delim: string, flags: [number, string][]): (rec: RecordView) => string | null {
+  const memo = new Map<number, string>();
+  const text = (word: number) => {
+    let v = word;
+    let out = '';
+    let printed = false;
+    for (const [m, name] of flags) {
+      if (v === 0 && m === 0) {
+        out += name;
+        break;
+      }
+      if (m !== 0 && ((v & m) >>> 0) === m) {
+        if (printed && delim) out += delim;
+        out += name;
+        printed = true;
+        v = (v & ~m) >>> 0;
+      }
+    }
+    if (v !== 0) {
+      if (printed && delim) out += delim;
+      out += `0x${v.toString(16)}`;
+    }
+    return out;
+  };
+  return (r) => {
+    const v = value(r);
+    if (!(v >= 0 && v < TWO32)) return null;
+    let out = memo.get(v);
+    if (out === undefined) {
+      out = text(v);
+      if (memo.size < MEMO_LIMIT) memo.set(v, out);
+    }
+    return out;
+  };
+}
+
+/**
+ * The node as a string-valued closure, or null. It answers null (not a string) when the exact
+ * path must decide; a value of '' never means that.
+ */
+function compileStr(n: CNode, ctx: PrintContext): ((rec: RecordView) => string | null) | null {
+  const k = constant(n, ctx);
+  if (typeof k === 'string') return () => k;
+  if (k !== undefined) return null;
+  switch (n.t) {
+    case 'id':
+    case 'field': {
+      const f = ctx.field(n.name);
+      return f && f.isString && (n.t === 'id' || n.index === null) ? readString(f) : null;
+    }
+    case 'cast': return compileStr(n.e, ctx);
+    case 'cond': {
+      const c = compileNum(n.c, ctx);
+      const a = compileStr(n.a, ctx);
+      const b = compileStr(n.b, ctx);
+      if (!c || !a || !b) return null;
+      return (r) => { const v = c(r); return v !== v ? null : v !== 0 ? a(r) : b(r); };
+    }
+    case 'call': {
+      if (n.name === '__get_str' || n.name === '__get_rel_str') {
+        const a = n.args[0];
+        const f = a && (a.t === 'id' || a.t === 'field') ? ctx.field(a.name) : undefined;
+        return f && f.isString && f.dataLoc ? readString(f) : null;
+      }
+      if (n.name === '__print_flags' && n.args.length >= 2) {
+        const value = compileNum(n.args[0]!, ctx);
+        const delim = constant(n.args[1]!, ctx);
+        const pairs = constantPairs(n.args.slice(2), ctx);
+        if (!value || !pairs || !pairs.every(([m]) => m >= 0n && m < BigInt(TWO32))) return null;
+        return flagsPrinter(value, typeof delim === 'string' ? delim : '', pairs.map(([m, s]) => [Number(m), s]));
+      }
+      if ((n.name === '__print_symbolic' || n.name === '__print_symbolic_u64') && n.args.length >= 1) {
+        const value = compileNum(n.args[0]!, ctx);
+        const pairs = constantPairs(n.args.slice(1), ctx);
+        if (!value || !pairs || !pairs.every(([v]) => v >= 0n && safe(v))) return null;
+        const labels = new Map<number, string>();
+        for (const [v, s] of pairs) if (!labels.has(Number(v))) labels.set(Number(v), s);
+        return (r) => {
+          const v = value(r);
+          if (!(v >= 0)) return null; // negative (matched as 64-bit unsigned) or NaN: exact path
+          return labels.get(v) ?? `0x${v.toString(16)}`;
+        };
+      }
+      return null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** A 64-bit integer field, under casts that keep all its 64 bits. */
+function wholeField64(n: CNode, ctx: PrintContext): KField | undefined {
+  while (n.t === 'cast' && n.bits === 64) n = n.e;
+  if (n.t !== 'field' && n.t !== 'id') return undefined;
+  if (n.t === 'field' && n.index !== null) return undefined;
+  const f = numericField(ctx, n.name);
+  return f && f.size === 8 && f.arrayLength === 0 ? f : undefined;
+}
+
+/** Hex digits of every 16-bit value: padded to 4, and without leading zeros. Made on first use. */
+let hex4: string[] = [];
+let hexShort: string[] = [];
+
+function hex32(v: number): string {
+  return v >= 0x10000 ? hexShort[v >>> 16]! + hex4[v & 0xffff]! : hexShort[v]!;
+}
+
+/** Lowercase hex of the 64-bit field at `off`, from its two halves; '' past the record. */
+function hex64(r: RecordView, off: number): string {
+  if (off + 8 > r.length) return '';
+  if (hex4.length === 0) {
+    hex4 = Array.from({ length: 0x10000 }, (_, i) => i.toString(16).padStart(4, '0'));
+    hexShort = Array.from({ length: 0x10000 }, (_, i) => i.toString(16));
+  }
+  const lo = r.dv.getUint32(r.start + off, true);
+  const hi = r.dv.getUint32(r.start + off + 4, true);
+  return hi === 0 ? hex32(lo) : hex32(hi) + hex4[lo >>> 16]! + hex4[lo & 0xffff]!;
+}
+
+/**
+ * %pS and friends of a 64-bit field: the symbol text per address, cached (call sites repeat),
+ * keyed by the address's two halves as small integers.
+ */
+function symbolPrinter(f: KField, exact: ArgPrinter): ArgPrinter {
+  let table: SymbolTable | undefined;
+  let cache = new Map<number, Map<number, string>>();
+  const off = f.offset;
+  return (r, symbols) => {
+    if (off + 8 > r.length) return exact(r, symbols);
+    if (symbols !== table) {
+      table = symbols;
+      cache = new Map();
+    }
+    const hi = r.dv.getInt32(r.start + off + 4, true);
+    const lo = r.dv.getInt32(r.start + off, true);
+    let byLo = cache.get(hi);
+    if (!byLo) cache.set(hi, (byLo = new Map()));
+    let text = byLo.get(lo);
+    if (text === undefined) {
+      text = exact(r, symbols);
+      byLo.set(lo, text);
+    }
+    return text;
+  };
+}
+
+/** Digits and sign of an integer conversion applied to a number; null when the exact path must print it. */
+function numberPrinter(c: Conversion, value: Num, exact: ArgPrinter): ArgPrinter {
+  const bits = lengthBits(c.length);
+  const signed = c.conv === 'd' || c.conv === 'i';
+  const cast = castNum(value, bits, signed);
+  const plain = c.flags === '' && c.width === 0 && c.precision < 0;
+  const radix = c.conv === 'o' ? 8 : c.conv === 'x' || c.conv === 'X' || c.conv === 'p' ? 16 : 10;
+  if (c.conv === 'p') {
+    return (r, symbols) => {
+      const v = cast(r);
+      if (!(v >= 0)) return exact(r, symbols);
+      return pad(v === 0 ? '(nil)' : `0x${v.toString(16)}`, c, false);
+    };
+  }
+  if (c.conv === 'c') {
+    return (r, symbols) => {
+      const v = cast(r);
+      return v !== v ? exact(r, symbols) : formatValue(c, v);
+    };
+  }
+  if (plain && radix === 10) {
+    return (r, symbols) => {
+      const v = cast(r);
+      return v !== v || (!signed && v < 0) ? exact(r, symbols) : String(v);
+    };
+  }
+  return (r, symbols) => {
+    const v = cast(r);
+    if (v !== v || (!signed && v < 0)) return exact(r, symbols);
+    return formatInteger(c, v < 0 ? (-v).toString(radix) : v.toString(radix), v < 0, v !== 0);
+  };
+}
+
+/** One argument of the print fmt, compiled for its conversion. */
+export function compileArg(c: Conversion, node: CNode, ctx: PrintContext): ArgPrinter {
+  const exact: ArgPrinter = (r, symbols) => formatKernel(c, evaluate(node, ctx.scope(r)), symbols);
+  const str = compileStr(node, ctx);
+  if (str) {
+    const plain = c.conv === 's' && c.width === 0 && c.precision < 0;
+    return (r, symbols) => {
+      const s = str(r);
+      if (s === null) return exact(r, symbols);
+      return plain ? s : formatValue(c, s);
+    };
+  }
+  const whole = wholeField64(node, ctx);
+  if (c.conv === 'p' && c.ext && 'SsFfB'.includes(c.ext)) return whole ? symbolPrinter(whole, exact) : exact;
+  if (whole && (c.conv === 'p' || ((c.conv === 'x' || c.conv === 'X') && lengthBits(c.length) === 64))) {
+    const off = whole.offset;
+    const upper = c.conv === 'X';
+    return (r, symbols) => {
+      const h = hex64(r, off);
+      if (h === '') return exact(r, symbols);
+      if (c.conv === 'p') return pad(h === '0' ? '(nil)' : `0x${h}`, c, false);
+      return formatInteger(c, upper ? h.toUpperCase() : h, false, h !== '0');
+    };
+  }
+  const num = compileNum(node, ctx);
+  if (num && c.conv !== 's') return numberPrinter(c, num, exact);
+  return exact;
+}
