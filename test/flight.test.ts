@@ -180,7 +180,7 @@ test('snapshots are written to files as they happen, and dump() can write text t
     await new Promise((r) => setTimeout(r, 400));
     const snap = rec.files.find((f) => f.includes('snapshot-errors'));
     assert.ok(snap, `a snapshot file (${rec.files.join(', ')})`);
-    const lines = [...report(new TraceDatEvents(await readTraceDatFile(snap)), {})].join('\n');
+    const lines = [...report(new TraceDatEvents(await readTraceDatFile(snap)), {})].join('');
     assert.match(lines, /err: +code=404/);
     assert.match(lines, /err: +code=503/);
     tracer.mkdir('instances/big');

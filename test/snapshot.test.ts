@@ -143,7 +143,7 @@ test('a worker\'s events are swapped with the main thread\'s, and a snapshot sav
     const file = join(dir, 'snap.dat');
     await tracer.saveTraceDat(file, { snapshot: true });
     const events = new TraceDatEvents(await readTraceDatFile(file));
-    const lines = [...report(events, {})].map((l) => `${l}\n`).join('');
+    const lines = [...report(events, {})].join('');
     assert.match(lines, /mark: +n=1\n/);
     assert.match(lines, /mark: +n=100\n/);
     assert.doesNotMatch(lines, /n=101/);

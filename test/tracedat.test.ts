@@ -19,7 +19,7 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 async function ours(bytes: Uint8Array, options: ReportOptions, name = 'fixture.dat'): Promise<string> {
   const events = new TraceDatEvents(await parseTraceDat(bytes, name));
-  return [...report(events, options)].join('\n') + '\n';
+  return [...report(events, options)].join('');
 }
 
 const MODES: [string, ReportOptions, string][] = [

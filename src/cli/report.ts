@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { report, statReport } from '../format/report.js';
+import { CHUNK_CHARS, report, statReport } from '../format/report.js';
 import { recoverPersistFile } from '../flight/recover.js';
 import { readTraceDatFile } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
@@ -19,10 +19,10 @@ export interface ReportArgs {
   stat: boolean;
 }
 
-/** Write lines to a stream, waiting when it is full (a pipe to `head` or `less`). */
-async function writeLines(out: Writable, lines: Iterable<string>): Promise<void> {
-  for (const line of lines) {
-    if (!out.write(`${line}\n`)) await once(out, 'drain');
+/** Write text chunks to a stream, waiting when it is full (a pipe to `head` or `less`). */
+async function writeChunks(out: Writable, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (!out.write(chunk)) await once(out, 'drain');
   }
 }
 
@@ -32,7 +32,7 @@ export async function runReport(args: ReportArgs, out: Writable): Promise<void> 
     out.write(statReport(events.dat));
     return;
   }
-  await writeLines(out, report(events, { plugins: args.plugins, raw: args.raw, nanoseconds: args.nanoseconds, latency: args.latency, cpus: args.cpus, eventNames: args.events }));
+  await writeChunks(out, report(events, { plugins: args.plugins, raw: args.raw, nanoseconds: args.nanoseconds, latency: args.latency, cpus: args.cpus, eventNames: args.events }));
   const lost = events.losses.filter((l) => l.pagesWithMisses > 0);
   for (const l of lost) process.stderr.write(`${l.buffer || 'top'} cpu${l.cpu}: ${l.pagesWithMisses} pages after lost events, ${l.missed} events known lost\n`);
   for (const e of events.formatErrors) process.stderr.write(`format not read: ${e}\n`);
@@ -54,21 +54,25 @@ export async function runConvert(input: string, to: ConvertTarget, output: strin
   const events = new TraceDatEvents(dat);
   const out = output ? createWriteStream(output, { mode: 0o600 }) : stdout;
   if (to === 'text') {
-    await writeLines(out, report(events, { plugins: true }));
+    await writeChunks(out, report(events, { plugins: true }));
   } else {
-    const lines = (function* () {
-      yield '{"traceEvents":[';
+    const chunks = (function* () {
+      let chunk = '{"traceEvents":[\n';
       let first = true;
       for (const r of events.records()) {
         const name = r.event ? `${r.event.system}:${r.event.name}` : `id ${r.id}`;
         const args = r.event ? { fields: r.event.print(r, { symbols: events.symbols }) } : {};
         const ts = (r.ts / 1000).toFixed(3); // microseconds, as the format wants
-        yield `${first ? '' : ','}{"name":${JSON.stringify(name)},"ph":"i","s":"t","ts":${ts},"pid":${JSON.stringify(r.buffer || 'top')},"tid":${r.cpu},"args":${JSON.stringify({ ...args, comm: events.comm(r.pid), pid: r.pid })}}`;
+        chunk += `${first ? '' : ','}{"name":${JSON.stringify(name)},"ph":"i","s":"t","ts":${ts},"pid":${JSON.stringify(r.buffer || 'top')},"tid":${r.cpu},"args":${JSON.stringify({ ...args, comm: events.comm(r.pid), pid: r.pid })}}\n`;
         first = false;
+        if (chunk.length >= CHUNK_CHARS) {
+          yield chunk;
+          chunk = '';
+        }
       }
-      yield '],"displayTimeUnit":"ns"}';
+      yield `${chunk}],"displayTimeUnit":"ns"}\n`;
     })();
-    await writeLines(out, lines);
+    await writeChunks(out, chunks);
   }
   if (output) {
     (out as ReturnType<typeof createWriteStream>).end();

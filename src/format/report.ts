@@ -147,43 +147,99 @@ function latencyFlags(flags: number, preempt: number): string {
   return `${irqsOff}${needResched}${irq}${depth ? depth.toString(16) : '.'}${migrate ? migrate.toString(16) : '.'}`;
 }
 
-/** Width of the `buffer: ` column: trace-cmd pads every line, the top level's too, to the longest name. */
-const prefixWidths = new WeakMap<TraceDatEvents, number>();
-function prefixWidth(events: TraceDatEvents): number {
-  let width = prefixWidths.get(events);
-  if (width === undefined) {
-    width = Math.max(0, ...events.dat.buffers.filter((b) => b.name).map((b) => b.name.length + 2));
-    prefixWidths.set(events, width);
+/**
+ * What a report reuses across lines: the padded `buffer: ` column (trace-cmd pads every line, the
+ * top level's too, to the longest name), the task column per pid, the CPU column, the event name
+ * column, the seconds of the timestamp.
+ */
+class LineCache {
+  readonly prefixWidth: number;
+  private readonly tasks = new Map<number, { comm: string; text: string }>();
+  private readonly cpus: string[] = [];
+  private readonly names = new Map<EventFormat, string>();
+  private secs = -1;
+  private secsText = '';
+  readonly print: { symbols: TraceDatEvents['symbols'] };
+
+  constructor(readonly events: TraceDatEvents) {
+    this.prefixWidth = Math.max(0, ...events.dat.buffers.filter((b) => b.name).map((b) => b.name.length + 2));
+    this.print = { symbols: events.symbols };
   }
-  return width;
+
+  /** `            comm-pid   [cpu]` (trace-cmd's `%16s-%-5d [%03d]`). */
+  task(pid: number, cpu: number): string {
+    const comm = this.events.comm(pid);
+    let t = this.tasks.get(pid);
+    if (!t || t.comm !== comm) this.tasks.set(pid, (t = { comm, text: `${comm.padStart(16)}-${String(pid).padEnd(5)}` }));
+    return t.text + (this.cpus[cpu] ??= ` [${String(cpu).padStart(3, '0')}]`);
+  }
+
+  /** `name:` padded to 20 columns, then a space. */
+  name(ev: EventFormat): string {
+    let text = this.names.get(ev);
+    if (text === undefined) this.names.set(ev, (text = `${`${ev.name}:`.padEnd(21)} `));
+    return text;
+  }
+
+  /** reportTimestamp with the seconds' text kept from the line before. */
+  timestamp(ts: number, nanoseconds: boolean): string {
+    const secs = Math.floor(ts / 1e9);
+    const ns = ts - secs * 1e9;
+    if (nanoseconds || ns >= 999_999_500) return reportTimestamp(ts, nanoseconds);
+    if (secs !== this.secs) {
+      this.secs = secs;
+      this.secsText = `${String(secs).padStart(5)}.`;
+    }
+    const us = Math.floor((ns + 500) / 1000);
+    return this.secsText + (us >= 100_000 ? String(us) : String(us).padStart(6, '0'));
+  }
+}
+
+const lineCaches = new WeakMap<TraceDatEvents, LineCache>();
+
+function lineCache(events: TraceDatEvents): LineCache {
+  let cache = lineCaches.get(events);
+  if (!cache) lineCaches.set(events, (cache = new LineCache(events)));
+  return cache;
 }
 
 export function reportLine(events: TraceDatEvents, r: TraceRecord, options: ReportOptions): string {
-  const comm = events.comm(r.pid);
-  const prefix = (r.buffer ? `${r.buffer}: ` : '').padEnd(prefixWidth(events));
+  const cache = lineCache(events);
+  const prefix = cache.prefixWidth ? (r.buffer ? `${r.buffer}: ` : '').padEnd(cache.prefixWidth) : '';
   const task = options.latency
-    ? `${comm.slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)}`
-    : `${comm.padStart(16)}-${String(r.pid).padEnd(5)} [${String(r.cpu).padStart(3, '0')}]`;
-  const head = `${prefix}${task} ${reportTimestamp(r.ts, options.nanoseconds ?? false)}: `;
+    ? `${events.comm(r.pid).slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)}`
+    : cache.task(r.pid, r.cpu);
+  const head = `${prefix}${task} ${cache.timestamp(r.ts, options.nanoseconds ?? false)}: `;
   const ev = r.event;
   if (!ev) return `${head}[UNKNOWN TYPE ${r.id}]`;
-  const print = { symbols: events.symbols };
-  let body = options.raw ? ev.printRaw(r, print) : ev.print(r, print);
+  let body = options.raw ? ev.printRaw(r, cache.print) : ev.print(r, cache.print);
   const plugin = options.plugins && !options.raw ? PLUGINS.get(`${ev.system}:${ev.name}`) : undefined;
   if (plugin) body = plugin(ev, r, events, body);
   // Like trace-cmd, a payload's own trailing newline (trace_marker text) does not end the line twice.
-  if (body.endsWith('\n')) body = body.slice(0, -1);
-  return `${head}${`${ev.name}:`.padEnd(21)} ${body}`;
+  if ((plugin || options.raw || ev.printMayEndWithNewline) && body.endsWith('\n')) body = body.slice(0, -1);
+  return head + cache.name(ev) + body;
 }
 
-/** The whole report, line by line (first line `cpus=N`). */
+/** Characters of text gathered before a chunk is handed on: one write per 64 KiB, not per line. */
+export const CHUNK_CHARS = 1 << 16;
+
+/**
+ * The whole report (first line `cpus=N`) as text in chunks of whole lines, each at least
+ * 64 KiB but the last.
+ */
 export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): Generator<string> {
-  yield `cpus=${events.dat.cpuCount}`;
+  let chunk = `cpus=${events.dat.cpuCount}\n`;
   const wanted = options.eventNames ? new Set(options.eventNames) : null;
-  for (const r of events.records({ cpus: options.cpus })) {
+  const merge = events.merge({ cpus: options.cpus });
+  for (let r = merge.next(); r; r = merge.next()) {
     if (wanted && !(r.event && (wanted.has(r.event.name) || wanted.has(`${r.event.system}:${r.event.name}`) || wanted.has(r.event.system)))) continue;
-    yield reportLine(events, r, options);
+    chunk += `${reportLine(events, r, options)}\n`;
+    if (chunk.length >= CHUNK_CHARS) {
+      yield chunk;
+      chunk = '';
+    }
   }
+  if (chunk) yield chunk;
 }
 
 /**

@@ -65,36 +65,68 @@ export class TraceDatEvents {
     return this.comms.get(pid) ?? '<...>';
   }
 
-  /** Every record of the selected buffers, in timestamp order. */
-  *records(filter: { buffers?: string[]; cpus?: number[] } = {}): Generator<TraceRecord> {
+  /**
+   * Every record of the selected buffers, in timestamp order. A record is valid until the
+   * iterator moves on (each CPU reuses one): copy what you keep.
+   */
+  *records(filter: RecordFilter = {}): Generator<TraceRecord> {
+    const merge = this.merge(filter);
+    for (let r = merge.next(); r; r = merge.next()) yield r;
+  }
+
+  /** The same merge without a generator, for loops that run per record. */
+  merge(filter: RecordFilter = {}): RecordMerge {
     const streams: CpuStream[] = [];
     for (const b of this.dat.buffers) {
       if (filter.buffers && !filter.buffers.includes(b.name)) continue;
       for (const cpu of b.cpus) {
         if (filter.cpus && !filter.cpus.includes(cpu.cpu)) continue;
         if (cpu.size === 0) continue;
-        const s = new CpuStream(this, b, cpu);
-        if (s.next()) streams.push(s);
+        streams.push(new CpuStream(this, b, cpu));
       }
     }
-    while (streams.length) {
-      let best = 0;
-      for (let i = 1; i < streams.length; i++) if (streams[i]!.head!.ts < streams[best]!.head!.ts) best = i;
-      const s = streams[best]!;
-      yield s.head!;
-      if (!s.next()) streams.splice(best, 1);
-    }
+    return new RecordMerge(streams);
   }
 }
 
-/** One CPU's pages, decoded a page at a time. */
+export interface RecordFilter {
+  buffers?: string[];
+  cpus?: number[];
+}
+
+/** Perfetto's "sorter" for a trace.dat: the CPU streams merged by timestamp. */
+export class RecordMerge {
+  private readonly live: CpuStream[];
+  private last: CpuStream | null = null;
+
+  constructor(streams: CpuStream[]) {
+    this.live = streams.filter((s) => s.next());
+  }
+
+  /** The next record in time, or null; the one returned before is then overwritten. */
+  next(): TraceRecord | null {
+    const live = this.live;
+    if (this.last && !this.last.next()) live.splice(live.indexOf(this.last), 1);
+    if (live.length === 0) return null;
+    let best = live[0]!;
+    for (let i = 1; i < live.length; i++) if (live[i]!.head.ts < best.head.ts) best = live[i]!;
+    this.last = best;
+    return best.head;
+  }
+}
+
+/** One CPU's pages, decoded a page at a time into offsets; one record object, refilled. */
 class CpuStream {
-  head: TraceRecord | null = null;
+  readonly head: TraceRecord;
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
   private readonly pageSize: number;
   private page = 0;
-  private pending: TraceRecord[] = [];
+  /** The current page's events: timestamp, payload offset and length of each. */
+  private readonly times: Float64Array;
+  private readonly offsets: Int32Array;
+  private readonly lengths: Int32Array;
+  private count = 0;
   private at = 0;
   private readonly losses: CpuLosses;
 
@@ -106,25 +138,37 @@ class CpuStream {
     this.u8 = owner.dat.cpuData(buffer, cpu);
     this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
     this.pageSize = buffer.pageSize || owner.dat.pageSize;
+    // An event takes at least 8 bytes (a 4-byte header and 4 of payload).
+    const most = Math.ceil(this.pageSize / 8);
+    this.times = new Float64Array(most);
+    this.offsets = new Int32Array(most);
+    this.lengths = new Int32Array(most);
     this.losses = { buffer: buffer.name, cpu: cpu.cpu, pagesWithMisses: 0, missed: 0 };
     owner.losses.push(this.losses);
+    this.head = { buffer: buffer.name, cpu: cpu.cpu, ts: 0, id: 0, pid: 0, event: undefined, dv: this.dv, u8: this.u8, start: 0, length: 0 };
   }
 
   next(): boolean {
-    while (this.at >= this.pending.length) {
-      if (this.page * this.pageSize >= this.u8.length) {
-        this.head = null;
-        return false;
-      }
+    while (this.at >= this.count) {
+      if (this.page * this.pageSize >= this.u8.length) return false;
       this.decodePage(this.page++);
     }
-    this.head = this.pending[this.at++]!;
+    const i = this.at++;
+    const off = this.offsets[i]!;
+    const head = this.head;
+    const id = this.dv.getUint16(off, true);
+    head.ts = this.times[i]!;
+    head.id = id;
+    head.pid = this.dv.getInt32(off + 4, true);
+    head.event = this.owner.events.get(id);
+    head.start = off;
+    head.length = this.lengths[i]!;
     return true;
   }
 
   private decodePage(index: number): void {
     const start = index * this.pageSize;
-    this.pending = [];
+    this.count = 0;
     this.at = 0;
     if (start + SUBBUF_HEADER > this.u8.length) return;
     const raw = Number(readU64(this.dv, start + 8) % 4294967296);
@@ -140,15 +184,13 @@ class CpuStream {
         this.losses.missed += readU64(this.dv, start + SUBBUF_HEADER + commit);
       }
     }
-    const events = this.owner.events;
     try {
       forEachEvent(this.dv, start, commit, (ts, off, len) => {
         if (len < 8) return;
-        const id = this.dv.getUint16(off, true);
-        this.pending.push({
-          buffer: this.buffer.name, cpu: this.cpu.cpu, ts, id, pid: this.dv.getInt32(off + 4, true), event: events.get(id),
-          dv: this.dv, u8: this.u8, start: off, length: len,
-        });
+        const n = this.count++;
+        this.times[n] = ts;
+        this.offsets[n] = off;
+        this.lengths[n] = len;
       });
     } catch (err) {
       if (err instanceof RangeError) throw new TraceDatError(this.owner.dat.file, where, fileOffset, err.message);
