@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TraceDatEvents, Tracer, flightRecorder, readTraceDatFile } from '../src/index.js';
-import { report } from '../src/format/report.js';
+import { reportText } from '../src/format/report.js';
 import { FATAL_SIGNALS } from '../src/flight/recorder.js';
 import { needTraceCmd } from './helpers/trace-cmd.js';
 
@@ -180,7 +180,7 @@ test('snapshots are written to files as they happen, and dump() can write text t
     await new Promise((r) => setTimeout(r, 400));
     const snap = rec.files.find((f) => f.includes('snapshot-errors'));
     assert.ok(snap, `a snapshot file (${rec.files.join(', ')})`);
-    const lines = [...report(new TraceDatEvents(await readTraceDatFile(snap)), {})].join('');
+    const lines = reportText(new TraceDatEvents(await readTraceDatFile(snap)), {});
     assert.match(lines, /err: +code=404/);
     assert.match(lines, /err: +code=503/);
     tracer.mkdir('instances/big');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { TraceDatEvents, Tracer, readTraceDatFile } from '../src/index.js';
-import { report } from '../src/format/report.js';
+import { reportText } from '../src/format/report.js';
 import type { TraceError } from '../src/errno.js';
 
 function setup() {
@@ -143,7 +143,7 @@ test('a worker\'s events are swapped with the main thread\'s, and a snapshot sav
     const file = join(dir, 'snap.dat');
     await tracer.saveTraceDat(file, { snapshot: true });
     const events = new TraceDatEvents(await readTraceDatFile(file));
-    const lines = [...report(events, {})].join('');
+    const lines = reportText(events, {});
     assert.match(lines, /mark: +n=1\n/);
     assert.match(lines, /mark: +n=100\n/);
     assert.doesNotMatch(lines, /n=101/);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { report, statReport, type ReportOptions } from '../src/format/report.js';
+import { report, reportText, statReport, type ReportOptions } from '../src/format/report.js';
 import { parseTraceDat } from '../src/format/tracedat/reader.js';
 import { TraceDatError } from '../src/format/tracedat/cursor.js';
 import { TraceDatEvents } from '../src/format/tracedat/records.js';
@@ -19,7 +19,7 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 async function ours(bytes: Uint8Array, options: ReportOptions, name = 'fixture.dat'): Promise<string> {
   const events = new TraceDatEvents(await parseTraceDat(bytes, name));
-  return [...report(events, options)].join('');
+  return reportText(events, options);
 }
 
 const MODES: [string, ReportOptions, string][] = [
@@ -105,7 +105,7 @@ test('fuzz: 10^4 flipped or truncated files give a clean error naming file and o
     const start = performance.now();
     try {
       const events = new TraceDatEvents(await parseTraceDat(bytes, 'fuzz.dat'));
-      for (const line of report(events, { plugins: true })) assert.equal(typeof line, 'string');
+      for (const chunk of report(events, { plugins: true })) assert.ok(chunk instanceof Uint8Array);
       clean++;
     } catch (err) {
       if (!(err instanceof TraceDatError)) throw new Error(`case ${i}: not a clean error: ${(err as Error).stack}`);

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TraceDatEvents, Tracer, flightRecorder, readTraceDatFile } from '../index.js';
-import { report } from '../format/report.js';
+import { reportText } from '../format/report.js';
 
 export interface DemoOptions {
   seconds: number;
@@ -242,7 +242,7 @@ async function flightStory(tracer: Tracer, recorder: ReturnType<typeof flightRec
   out(`A child process that throws (exit code ${child.status}) left a crash dump: ${said?.[1] ?? '(none: see its stderr)'}\n`);
   if (said) {
     out(`---- nftrace report -i ${said[1]} (last 4 lines) ----\n`);
-    const lines = [...report(new TraceDatEvents(await readTraceDatFile(said[1]!)), { plugins: true })];
+    const lines = reportText(new TraceDatEvents(await readTraceDatFile(said[1]!)), { plugins: true }).trimEnd().split('\n');
     out(lines.slice(-4).join('\n') + '\n\n');
   }
 }

@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { CHUNK_CHARS, report, statReport } from '../format/report.js';
+import { CHUNK_BYTES, report, statReport } from '../format/report.js';
 import { recoverPersistFile } from '../flight/recover.js';
 import { readTraceDatFile } from '../format/tracedat/reader.js';
 import { TraceDatEvents } from '../format/tracedat/records.js';
@@ -20,7 +20,7 @@ export interface ReportArgs {
 }
 
 /** Write text chunks to a stream, waiting when it is full (a pipe to `head` or `less`). */
-async function writeChunks(out: Writable, chunks: Iterable<string>): Promise<void> {
+async function writeChunks(out: Writable, chunks: Iterable<string | Uint8Array>): Promise<void> {
   for (const chunk of chunks) {
     if (!out.write(chunk)) await once(out, 'drain');
   }
@@ -65,7 +65,7 @@ export async function runConvert(input: string, to: ConvertTarget, output: strin
         const ts = (r.ts / 1000).toFixed(3); // microseconds, as the format wants
         chunk += `${first ? '' : ','}{"name":${JSON.stringify(name)},"ph":"i","s":"t","ts":${ts},"pid":${JSON.stringify(r.buffer || 'top')},"tid":${r.cpu},"args":${JSON.stringify({ ...args, comm: events.comm(r.pid), pid: r.pid })}}\n`;
         first = false;
-        if (chunk.length >= CHUNK_CHARS) {
+        if (chunk.length >= CHUNK_BYTES) {
           yield chunk;
           chunk = '';
         }

@@ -8,6 +8,10 @@
 import { CEvalError, CParseError, parsePrintFmt, type CScope, type CValue } from './cexpr.js';
 import { parseFormat, type Conversion } from './printf.js';
 import { compileArg, formatKernel, type ArgPrinter } from './print-fmt.js';
+import { ByteSink, encode } from './text-sink.js';
+
+/** Where print() builds its text. */
+const scratch = new ByteSink(1 << 12);
 
 export { formatKernel };
 
@@ -95,13 +99,8 @@ export class EventFormat {
   readonly printText: string;
   /** Why the print fmt is not used (raw fields are printed instead), or ''. */
   readonly printNote: string;
-  /**
-   * Whether print() can end with a newline: raw fields, a text ending in one, or a string
-   * conversion last. Lets a report skip the check (which would flatten the text) elsewhere.
-   */
-  readonly printMayEndWithNewline: boolean;
-  /** The print fmt compiled: text before each argument's printer, and the text after the last. */
-  private readonly literals: string[] = [];
+  /** The print fmt compiled: text before each argument's printer, and the text after the last (UTF-8). */
+  private readonly literals: Uint8Array[] = [];
   private readonly printers: ArgPrinter[] = [];
   private readonly byName = new Map<string, KField>();
   private readonly rawConversions = new Map<string, { conv: Conversion; has0x: boolean }>();
@@ -133,8 +132,6 @@ export class EventFormat {
     const pf = /^print fmt:\s*(.*)$/m.exec(text);
     this.printText = pf ? pf[1]! : '';
     this.printNote = this.compilePrint();
-    const last = this.literals[this.literals.length - 1] ?? '';
-    this.printMayEndWithNewline = this.printNote !== '' || last.endsWith('\n') || (last === '' && this.printers.length > 0);
   }
 
   field(name: string): KField | undefined {
@@ -164,13 +161,13 @@ export class EventFormat {
           continue;
         }
         const node = args[arg++]!;
-        this.literals.push(text);
+        this.literals.push(encode(text));
         this.printers.push(compileArg(seg, node, ctx));
         shown.push({ name: node.t === 'field' && node.index === null ? node.name : '', conv: seg, has0x: before.endsWith('0x') });
         text = '';
         before = '';
       }
-      this.literals.push(text);
+      this.literals.push(encode(text));
       let next = 0;
       for (const f of this.fields) {
         if (next >= shown.length) break;
@@ -229,17 +226,30 @@ export class EventFormat {
 
   /** The event's text as `trace-cmd report -N` prints it after the name column. */
   print(rec: RecordView, options: PrintOptions = {}): string {
-    if (this.printNote) return this.printRaw(rec, options);
-    const { literals, printers } = this;
-    const symbols = options.symbols;
-    let out = literals[0]!;
-    try {
-      for (let i = 0; i < printers.length; i++) out += printers[i]!(rec, symbols) + literals[i + 1]!;
-    } catch (err) {
-      if (err instanceof CEvalError) return this.printRaw(rec, options);
-      throw err;
+    scratch.pos = 0;
+    this.printTo(scratch, rec, options.symbols);
+    return scratch.decode();
+  }
+
+  /** print()'s text written into a sink as UTF-8 (what a report does, with no string per field). */
+  printTo(sink: ByteSink, rec: RecordView, symbols: SymbolTable | undefined): void {
+    if (this.printNote) {
+      sink.text(this.printRaw(rec, { symbols }));
+      return;
     }
-    return out;
+    const { literals, printers } = this;
+    const mark = sink.pos;
+    try {
+      sink.bytes(literals[0]!);
+      for (let i = 0; i < printers.length; i++) {
+        printers[i]!(rec, sink, symbols);
+        sink.bytes(literals[i + 1]!);
+      }
+    } catch (err) {
+      if (!(err instanceof CEvalError)) throw err;
+      sink.pos = mark;
+      sink.text(this.printRaw(rec, { symbols }));
+    }
   }
 
   /**

@@ -9,8 +9,11 @@
  * exactly by cexpr's `evaluate` (bigints) for that record only. Pointers and hex of a 64-bit
  * field never need that: they print from the field's two 32-bit halves.
  *
+ * Printers write UTF-8 bytes into a ByteSink (text-sink.ts), so a report makes no string per
+ * field:
+ *
  *   "ptr=%p bytes=%zu", REC->ptr, REC->bytes_req
- *   → (rec) => 'ptr=' + hex64(rec, 16) + ' bytes=' + String(u64(rec, 24))
+ *   → 'ptr=' · '0x' hex(hi, lo) of bytes 16..23 · ' bytes=' · uint of bytes 24..31
  *
  * Nothing is generated as source text: closures only, so format files from any kernel are
  * safe to compile.
@@ -18,13 +21,13 @@
 import { CEvalError, evaluate, type CNode, type CScope, type CValue } from './cexpr.js';
 import { formatInteger, formatValue, pad, type Conversion } from './printf.js';
 import type { KField, RecordView, SymbolTable } from './kformat.js';
+import { encode, type ByteSink } from './text-sink.js';
 
-/** One argument printed with its conversion. */
-export type ArgPrinter = (rec: RecordView, symbols: SymbolTable | undefined) => string;
+/** One argument printed with its conversion, into the sink. */
+export type ArgPrinter = (rec: RecordView, sink: ByteSink, symbols: SymbolTable | undefined) => void;
 
 /** A number, or NaN when the exact (bigint) evaluation must decide. */
 type Num = (rec: RecordView) => number;
-type Str = (rec: RecordView) => string;
 
 const TWO32 = 4294967296;
 const SAFE_HI = 0x200000; // 2^21: hi * 2^32 + lo stays below 2^53
@@ -239,35 +242,23 @@ function castNum(e: Num, bits: number, signed: boolean): Num {
   return (r) => { const v = e(r); return v !== v ? NaN : v & mask; };
 }
 
-/** A char array or dynamic string field, decoded up to its NUL. */
-function readString(f: KField): Str {
+/** Writes a string-valued node; false (having written nothing) when the exact path must decide. */
+type StrWriter = (rec: RecordView, sink: ByteSink) => boolean;
+
+/** A char array or dynamic string field, its bytes up to the NUL (UTF-8 passes through as is). */
+function stringField(f: KField): StrWriter {
   const off = f.offset;
   const fixedEnd = f.size === 0 ? -1 : off + f.size;
-  const utf8 = new TextDecoder('utf-8');
-  return (r) => {
-    let start: number;
-    let end: number;
+  return (r, sink) => {
+    const recordEnd = r.start + r.length;
     if (f.dataLoc) {
       const loc = r.dv.getUint32(r.start + off, true);
-      start = r.start + (loc & 0xffff) + (f.dataLoc === 'rel' ? off + 4 : 0);
-      end = Math.min(start + (loc >>> 16), r.start + r.length);
+      const start = r.start + (loc & 0xffff) + (f.dataLoc === 'rel' ? off + 4 : 0);
+      sink.cString(r.u8, start, Math.min(start + (loc >>> 16), recordEnd));
     } else {
-      start = r.start + off;
-      end = fixedEnd < 0 ? r.start + r.length : Math.min(r.start + fixedEnd, r.start + r.length);
+      sink.cString(r.u8, r.start + off, fixedEnd < 0 ? recordEnd : Math.min(r.start + fixedEnd, recordEnd));
     }
-    const u8 = r.u8;
-    let s = '';
-    for (let i = start; i < end; i++) {
-      const b = u8[i]!;
-      if (b === 0) return s;
-      if (b >= 0x80) {
-        let stop = i;
-        while (stop < end && u8[stop] !== 0) stop++;
-        return s + utf8.decode(u8.subarray(i, stop));
-      }
-      s += String.fromCharCode(b);
-    }
-    return s;
+    return true;
   };
 }
 
@@ -292,10 +283,10 @@ const MEMO_LIMIT = 4096;
 
 /**
  * __print_flags on 32-bit values, libtraceevent's algorithm (cexpr's printFlags), each value's
- * text kept once made; null past 32 bits.
+ * text encoded once made; past 32 bits the exact path decides.
  */
-function flagsPrinter(value: Num, delim: string, flags: [number, string][]): (rec: RecordView) => string | null {
-  const memo = new Map<number, string>();
+function flagsPrinter(value: Num, delim: string, flags: [number, string][]): StrWriter {
+  const memo = new Map<number, Uint8Array>();
   const text = (word: number) => {
     let v = word;
     let out = '';
@@ -316,33 +307,40 @@ function flagsPrinter(value: Num, delim: string, flags: [number, string][]): (re
       if (printed && delim) out += delim;
       out += `0x${v.toString(16)}`;
     }
-    return out;
+    return encode(out);
   };
-  return (r) => {
+  return (r, sink) => {
     const v = value(r);
-    if (!(v >= 0 && v < TWO32)) return null;
+    if (!(v >= 0 && v < TWO32)) return false;
     let out = memo.get(v);
     if (out === undefined) {
       out = text(v);
       if (memo.size < MEMO_LIMIT) memo.set(v, out);
     }
-    return out;
+    sink.bytes(out);
+    return true;
   };
 }
 
-/**
- * The node as a string-valued closure, or null. It answers null (not a string) when the exact
- * path must decide; a value of '' never means that.
- */
-function compileStr(n: CNode, ctx: PrintContext): ((rec: RecordView) => string | null) | null {
+const HEX_PREFIX = encode('0x');
+const NIL = encode('(nil)');
+
+/** The node as a string writer, or null when it is not string-valued (or not understood here). */
+function compileStr(n: CNode, ctx: PrintContext): StrWriter | null {
   const k = constant(n, ctx);
-  if (typeof k === 'string') return () => k;
+  if (typeof k === 'string') {
+    const bytes = encode(k);
+    return (_r, sink) => {
+      sink.bytes(bytes);
+      return true;
+    };
+  }
   if (k !== undefined) return null;
   switch (n.t) {
     case 'id':
     case 'field': {
       const f = ctx.field(n.name);
-      return f && f.isString && (n.t === 'id' || n.index === null) ? readString(f) : null;
+      return f && f.isString && (n.t === 'id' || n.index === null) ? stringField(f) : null;
     }
     case 'cast': return compileStr(n.e, ctx);
     case 'cond': {
@@ -350,13 +348,16 @@ function compileStr(n: CNode, ctx: PrintContext): ((rec: RecordView) => string |
       const a = compileStr(n.a, ctx);
       const b = compileStr(n.b, ctx);
       if (!c || !a || !b) return null;
-      return (r) => { const v = c(r); return v !== v ? null : v !== 0 ? a(r) : b(r); };
+      return (r, sink) => {
+        const v = c(r);
+        return v !== v ? false : v !== 0 ? a(r, sink) : b(r, sink);
+      };
     }
     case 'call': {
       if (n.name === '__get_str' || n.name === '__get_rel_str') {
         const a = n.args[0];
         const f = a && (a.t === 'id' || a.t === 'field') ? ctx.field(a.name) : undefined;
-        return f && f.isString && f.dataLoc ? readString(f) : null;
+        return f && f.isString && f.dataLoc ? stringField(f) : null;
       }
       if (n.name === '__print_flags' && n.args.length >= 2) {
         const value = compileNum(n.args[0]!, ctx);
@@ -369,12 +370,19 @@ function compileStr(n: CNode, ctx: PrintContext): ((rec: RecordView) => string |
         const value = compileNum(n.args[0]!, ctx);
         const pairs = constantPairs(n.args.slice(1), ctx);
         if (!value || !pairs || !pairs.every(([v]) => v >= 0n && safe(v))) return null;
-        const labels = new Map<number, string>();
-        for (const [v, s] of pairs) if (!labels.has(Number(v))) labels.set(Number(v), s);
-        return (r) => {
+        const labels = new Map<number, Uint8Array>();
+        for (const [v, s] of pairs) if (!labels.has(Number(v))) labels.set(Number(v), encode(s));
+        return (r, sink) => {
           const v = value(r);
-          if (!(v >= 0)) return null; // negative (matched as 64-bit unsigned) or NaN: exact path
-          return labels.get(v) ?? `0x${v.toString(16)}`;
+          if (!(v >= 0)) return false; // negative (matched as 64-bit unsigned) or NaN: exact path
+          const label = labels.get(v);
+          if (label) {
+            sink.bytes(label);
+          } else {
+            sink.bytes(HEX_PREFIX);
+            sink.hexNumber(v);
+          }
+          return true;
         };
       }
       return null;
@@ -393,36 +401,19 @@ function wholeField64(n: CNode, ctx: PrintContext): KField | undefined {
   return f && f.size === 8 && f.arrayLength === 0 ? f : undefined;
 }
 
-/** Hex digits of every 16-bit value: padded to 4, and without leading zeros. Made on first use. */
-let hex4: string[] = [];
-let hexShort: string[] = [];
-
-function hex32(v: number): string {
-  return v >= 0x10000 ? hexShort[v >>> 16]! + hex4[v & 0xffff]! : hexShort[v]!;
-}
-
-/** Lowercase hex of the 64-bit field at `off`, from its two halves; '' past the record. */
-function hex64(r: RecordView, off: number): string {
-  if (off + 8 > r.length) return '';
-  if (hex4.length === 0) {
-    hex4 = Array.from({ length: 0x10000 }, (_, i) => i.toString(16).padStart(4, '0'));
-    hexShort = Array.from({ length: 0x10000 }, (_, i) => i.toString(16));
-  }
-  const lo = r.dv.getUint32(r.start + off, true);
-  const hi = r.dv.getUint32(r.start + off + 4, true);
-  return hi === 0 ? hex32(lo) : hex32(hi) + hex4[lo >>> 16]! + hex4[lo & 0xffff]!;
-}
-
 /**
- * %pS and friends of a 64-bit field: the symbol text per address, cached (call sites repeat),
- * keyed by the address's two halves as small integers.
+ * %pS and friends of a 64-bit field: the symbol text per address, encoded once (call sites
+ * repeat), keyed by the address's two halves as small integers.
  */
-function symbolPrinter(f: KField, exact: ArgPrinter): ArgPrinter {
+function symbolPrinter(f: KField, exactText: (r: RecordView, symbols: SymbolTable | undefined) => string): ArgPrinter {
   let table: SymbolTable | undefined;
-  let cache = new Map<number, Map<number, string>>();
+  let cache = new Map<number, Map<number, Uint8Array>>();
   const off = f.offset;
-  return (r, symbols) => {
-    if (off + 8 > r.length) return exact(r, symbols);
+  return (r, sink, symbols) => {
+    if (off + 8 > r.length) {
+      sink.text(exactText(r, symbols));
+      return;
+    }
     if (symbols !== table) {
       table = symbols;
       cache = new Map();
@@ -432,69 +423,97 @@ function symbolPrinter(f: KField, exact: ArgPrinter): ArgPrinter {
     let byLo = cache.get(hi);
     if (!byLo) cache.set(hi, (byLo = new Map()));
     let text = byLo.get(lo);
-    if (text === undefined) {
-      text = exact(r, symbols);
-      byLo.set(lo, text);
-    }
-    return text;
+    if (text === undefined) byLo.set(lo, (text = encode(exactText(r, symbols))));
+    sink.bytes(text);
   };
 }
 
-/** Digits and sign of an integer conversion applied to a number; null when the exact path must print it. */
+/** An integer conversion of a number-valued node; the exact path where the number is NaN or out of its range. */
 function numberPrinter(c: Conversion, value: Num, exact: ArgPrinter): ArgPrinter {
   const bits = lengthBits(c.length);
   const signed = c.conv === 'd' || c.conv === 'i';
   const cast = castNum(value, bits, signed);
   const plain = c.flags === '' && c.width === 0 && c.precision < 0;
-  const radix = c.conv === 'o' ? 8 : c.conv === 'x' || c.conv === 'X' || c.conv === 'p' ? 16 : 10;
-  if (c.conv === 'p') {
-    return (r, symbols) => {
+  if (c.conv === 'p' && plain) {
+    return (r, sink, symbols) => {
       const v = cast(r);
-      if (!(v >= 0)) return exact(r, symbols);
-      return pad(v === 0 ? '(nil)' : `0x${v.toString(16)}`, c, false);
+      if (!(v >= 0)) return exact(r, sink, symbols);
+      if (v === 0) {
+        sink.bytes(NIL);
+      } else {
+        sink.bytes(HEX_PREFIX);
+        sink.hexNumber(v);
+      }
     };
   }
-  if (c.conv === 'c') {
-    return (r, symbols) => {
+  if (plain && signed) {
+    return (r, sink, symbols) => {
       const v = cast(r);
-      return v !== v ? exact(r, symbols) : formatValue(c, v);
+      if (v !== v) exact(r, sink, symbols);
+      else sink.int(v);
     };
   }
-  if (plain && radix === 10) {
-    return (r, symbols) => {
+  if (plain && (c.conv === 'u' || c.conv === 'x')) {
+    const hex = c.conv === 'x';
+    return (r, sink, symbols) => {
       const v = cast(r);
-      return v !== v || (!signed && v < 0) ? exact(r, symbols) : String(v);
+      if (!(v >= 0)) exact(r, sink, symbols);
+      else if (hex) sink.hexNumber(v);
+      else sink.uint(v);
     };
   }
-  return (r, symbols) => {
+  return (r, sink, symbols) => {
     const v = cast(r);
-    if (v !== v || (!signed && v < 0)) return exact(r, symbols);
-    return formatInteger(c, v < 0 ? (-v).toString(radix) : v.toString(radix), v < 0, v !== 0);
+    if (v !== v || (!signed && c.conv !== 'c' && v < 0)) return exact(r, sink, symbols);
+    if (c.conv === 'c') return sink.text(formatValue(c, v));
+    if (c.conv === 'p') return sink.text(pad(v === 0 ? '(nil)' : `0x${v.toString(16)}`, c, false));
+    const radix = c.conv === 'o' ? 8 : c.conv === 'x' || c.conv === 'X' ? 16 : 10;
+    sink.text(formatInteger(c, Math.abs(v).toString(radix), v < 0, v !== 0));
+  };
+}
+
+/** A string-valued argument with its conversion: %s with width and precision counted in bytes, as C's. */
+function stringPrinter(c: Conversion, str: StrWriter, exact: ArgPrinter): ArgPrinter {
+  if (c.conv === 's' && c.width === 0 && c.precision < 0) {
+    return (r, sink, symbols) => {
+      if (!str(r, sink)) exact(r, sink, symbols);
+    };
+  }
+  const left = c.flags.includes('-');
+  return (r, sink, symbols) => {
+    const mark = sink.pos;
+    if (!str(r, sink)) return exact(r, sink, symbols);
+    if (c.conv !== 's') {
+      const s = sink.decode(mark);
+      sink.pos = mark;
+      return sink.text(formatValue(c, s));
+    }
+    if (c.precision >= 0 && sink.pos - mark > c.precision) sink.pos = mark + c.precision;
+    sink.padFrom(mark, c.width, left);
   };
 }
 
 /** One argument of the print fmt, compiled for its conversion. */
 export function compileArg(c: Conversion, node: CNode, ctx: PrintContext): ArgPrinter {
-  const exact: ArgPrinter = (r, symbols) => formatKernel(c, evaluate(node, ctx.scope(r)), symbols);
+  const exactText = (r: RecordView, symbols: SymbolTable | undefined) => formatKernel(c, evaluate(node, ctx.scope(r)), symbols);
+  const exact: ArgPrinter = (r, sink, symbols) => sink.text(exactText(r, symbols));
   const str = compileStr(node, ctx);
-  if (str) {
-    const plain = c.conv === 's' && c.width === 0 && c.precision < 0;
-    return (r, symbols) => {
-      const s = str(r);
-      if (s === null) return exact(r, symbols);
-      return plain ? s : formatValue(c, s);
-    };
-  }
+  if (str) return stringPrinter(c, str, exact);
   const whole = wholeField64(node, ctx);
-  if (c.conv === 'p' && c.ext && 'SsFfB'.includes(c.ext)) return whole ? symbolPrinter(whole, exact) : exact;
-  if (whole && (c.conv === 'p' || ((c.conv === 'x' || c.conv === 'X') && lengthBits(c.length) === 64))) {
+  if (c.conv === 'p' && c.ext && 'SsFfB'.includes(c.ext)) return whole ? symbolPrinter(whole, exactText) : exact;
+  const plain = c.flags === '' && c.width === 0 && c.precision < 0;
+  if (whole && plain && (c.conv === 'p' || (c.conv === 'x' && lengthBits(c.length) === 64))) {
     const off = whole.offset;
-    const upper = c.conv === 'X';
-    return (r, symbols) => {
-      const h = hex64(r, off);
-      if (h === '') return exact(r, symbols);
-      if (c.conv === 'p') return pad(h === '0' ? '(nil)' : `0x${h}`, c, false);
-      return formatInteger(c, upper ? h.toUpperCase() : h, false, h !== '0');
+    const pointer = c.conv === 'p';
+    return (r, sink, symbols) => {
+      if (off + 8 > r.length) return exact(r, sink, symbols);
+      const lo = r.dv.getUint32(r.start + off, true);
+      const hi = r.dv.getUint32(r.start + off + 4, true);
+      if (pointer) {
+        if (hi === 0 && lo === 0) return sink.bytes(NIL);
+        sink.bytes(HEX_PREFIX);
+      }
+      sink.hex(hi, lo);
     };
   }
   const num = compileNum(node, ctx);

@@ -7,6 +7,7 @@ import type { CValue } from '../events/cexpr.js';
 import type { EventFormat } from '../events/kformat.js';
 import { cpuStatTexts, type TraceDat } from './tracedat/reader.js';
 import type { TraceDatEvents, TraceRecord } from './tracedat/records.js';
+import { ByteSink, encode } from '../events/text-sink.js';
 
 export interface ReportOptions {
   raw?: boolean;
@@ -66,7 +67,10 @@ function task(ev: EventFormat, r: TraceRecord, events: TraceDatEvents, pidName: 
   if (typeof pid !== 'bigint') return null;
   const comm = fieldValue(ev, r, commName);
   if (typeof comm !== 'string') return String(pid);
-  if (!events.comms.has(Number(pid))) events.comms.set(Number(pid), comm);
+  if (!events.comms.has(Number(pid))) {
+    events.comms.set(Number(pid), comm);
+    lineCache(events).forgetTask(Number(pid));
+  }
   return `${comm}:${pid}`;
 }
 
@@ -148,17 +152,19 @@ function latencyFlags(flags: number, preempt: number): string {
 }
 
 /**
- * What a report reuses across lines: the padded `buffer: ` column (trace-cmd pads every line, the
- * top level's too, to the longest name), the task column per pid, the CPU column, the event name
- * column, the seconds of the timestamp.
+ * What a report reuses across lines, encoded once: the `buffer: ` column (trace-cmd pads every
+ * line, the top level's too, to the longest name), the task and CPU columns per pid and CPU,
+ * the event name column, the seconds of the timestamp.
  */
 class LineCache {
-  readonly prefixWidth: number;
-  private readonly tasks = new Map<number, { comm: string; text: string }>();
-  private readonly cpus: string[] = [];
-  private readonly names = new Map<EventFormat, string>();
+  private readonly prefixWidth: number;
+  private readonly prefixes = new Map<string, Uint8Array>();
+  private readonly tasks = new Map<number, Uint8Array>();
+  private readonly cpus: Uint8Array[] = [];
+  /** By event id. */
+  private readonly names: Uint8Array[] = [];
   private secs = -1;
-  private secsText = '';
+  private secsBytes: Uint8Array = new Uint8Array(0);
   readonly print: { symbols: TraceDatEvents['symbols'] };
 
   constructor(readonly events: TraceDatEvents) {
@@ -166,34 +172,52 @@ class LineCache {
     this.print = { symbols: events.symbols };
   }
 
-  /** `            comm-pid   [cpu]` (trace-cmd's `%16s-%-5d [%03d]`). */
-  task(pid: number, cpu: number): string {
-    const comm = this.events.comm(pid);
-    let t = this.tasks.get(pid);
-    if (!t || t.comm !== comm) this.tasks.set(pid, (t = { comm, text: `${comm.padStart(16)}-${String(pid).padEnd(5)}` }));
-    return t.text + (this.cpus[cpu] ??= ` [${String(cpu).padStart(3, '0')}]`);
+  prefix(sink: ByteSink, buffer: string): void {
+    if (!this.prefixWidth) return;
+    let bytes = this.prefixes.get(buffer);
+    if (!bytes) this.prefixes.set(buffer, (bytes = encode((buffer ? `${buffer}: ` : '').padEnd(this.prefixWidth))));
+    sink.bytes(bytes);
+  }
+
+  /** `            comm-pid   [cpu] ` (trace-cmd's `%16s-%-5d [%03d] `). */
+  task(sink: ByteSink, pid: number, cpu: number): void {
+    let bytes = this.tasks.get(pid);
+    if (!bytes) this.tasks.set(pid, (bytes = encode(`${this.events.comm(pid).padStart(16)}-${String(pid).padEnd(5)}`)));
+    sink.bytes(bytes);
+    sink.bytes((this.cpus[cpu] ??= encode(` [${String(cpu).padStart(3, '0')}] `)));
+  }
+
+  /** A plugin taught the comm table a name: the task column of that pid is made again. */
+  forgetTask(pid: number): void {
+    this.tasks.delete(pid);
   }
 
   /** `name:` padded to 20 columns, then a space. */
-  name(ev: EventFormat): string {
-    let text = this.names.get(ev);
-    if (text === undefined) this.names.set(ev, (text = `${`${ev.name}:`.padEnd(21)} `));
-    return text;
+  name(sink: ByteSink, ev: EventFormat): void {
+    sink.bytes((this.names[ev.id] ??= encode(`${`${ev.name}:`.padEnd(21)} `)));
   }
 
-  /** reportTimestamp with the seconds' text kept from the line before. */
-  timestamp(ts: number, nanoseconds: boolean): string {
+  /** reportTimestamp, then `: `, with the seconds' text kept from the line before. */
+  timestamp(sink: ByteSink, ts: number, nanoseconds: boolean): void {
     const secs = Math.floor(ts / 1e9);
     const ns = ts - secs * 1e9;
-    if (nanoseconds || ns >= 999_999_500) return reportTimestamp(ts, nanoseconds);
+    if (!nanoseconds && ns >= 999_999_500) {
+      sink.text(`${reportTimestamp(ts, false)}: `);
+      return;
+    }
     if (secs !== this.secs) {
       this.secs = secs;
-      this.secsText = `${String(secs).padStart(5)}.`;
+      this.secsBytes = encode(`${String(secs).padStart(5)}.`);
     }
-    const us = Math.floor((ns + 500) / 1000);
-    return this.secsText + (us >= 100_000 ? String(us) : String(us).padStart(6, '0'));
+    sink.bytes(this.secsBytes);
+    if (nanoseconds) sink.zeroPadded(ns, 9);
+    else sink.zeroPadded(Math.floor((ns + 500) / 1000), 6);
+    sink.bytes(COLON_SPACE);
   }
 }
+
+const COLON_SPACE = encode(': ');
+const NEWLINE = 10;
 
 const lineCaches = new WeakMap<TraceDatEvents, LineCache>();
 
@@ -203,43 +227,56 @@ function lineCache(events: TraceDatEvents): LineCache {
   return cache;
 }
 
-export function reportLine(events: TraceDatEvents, r: TraceRecord, options: ReportOptions): string {
-  const cache = lineCache(events);
-  const prefix = cache.prefixWidth ? (r.buffer ? `${r.buffer}: ` : '').padEnd(cache.prefixWidth) : '';
-  const task = options.latency
-    ? `${events.comm(r.pid).slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)}`
-    : cache.task(r.pid, r.cpu);
-  const head = `${prefix}${task} ${cache.timestamp(r.ts, options.nanoseconds ?? false)}: `;
+/** One line of the report, with its newline, written into the sink. */
+function reportLineTo(sink: ByteSink, cache: LineCache, r: TraceRecord, options: ReportOptions): void {
+  const events = cache.events;
+  cache.prefix(sink, r.buffer);
+  if (options.latency) {
+    sink.text(`${events.comm(r.pid).slice(0, 8).padStart(8)}-${String(r.pid).padEnd(5)} ${String(r.cpu).padStart(3)}${latencyFlags(r.u8[r.start + 2]!, r.u8[r.start + 3]!)} `);
+  } else {
+    cache.task(sink, r.pid, r.cpu);
+  }
+  cache.timestamp(sink, r.ts, options.nanoseconds ?? false);
   const ev = r.event;
-  if (!ev) return `${head}[UNKNOWN TYPE ${r.id}]`;
-  let body = options.raw ? ev.printRaw(r, cache.print) : ev.print(r, cache.print);
+  if (!ev) {
+    sink.text(`[UNKNOWN TYPE ${r.id}]\n`);
+    return;
+  }
+  cache.name(sink, ev);
   const plugin = options.plugins && !options.raw ? PLUGINS.get(`${ev.system}:${ev.name}`) : undefined;
-  if (plugin) body = plugin(ev, r, events, body);
+  const start = sink.pos;
+  if (plugin) sink.text(plugin(ev, r, events, ev.print(r, cache.print)));
+  else if (options.raw) sink.text(ev.printRaw(r, cache.print));
+  else ev.printTo(sink, r, cache.print.symbols);
   // Like trace-cmd, a payload's own trailing newline (trace_marker text) does not end the line twice.
-  if ((plugin || options.raw || ev.printMayEndWithNewline) && body.endsWith('\n')) body = body.slice(0, -1);
-  return head + cache.name(ev) + body;
+  if (sink.pos > start && sink.buf[sink.pos - 1] === NEWLINE) return;
+  sink.byte(NEWLINE);
 }
 
-/** Characters of text gathered before a chunk is handed on: one write per 64 KiB, not per line. */
-export const CHUNK_CHARS = 1 << 16;
+/** Bytes of text gathered before a chunk is handed on: one write per 64 KiB, not per line. */
+export const CHUNK_BYTES = 1 << 16;
 
 /**
- * The whole report (first line `cpus=N`) as text in chunks of whole lines, each at least
- * 64 KiB but the last.
+ * The whole report (first line `cpus=N`) as UTF-8 text in chunks of whole lines, each at
+ * least 64 KiB but the last.
  */
-export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): Generator<string> {
-  let chunk = `cpus=${events.dat.cpuCount}\n`;
+export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): Generator<Uint8Array> {
+  const cache = lineCache(events);
+  const sink = new ByteSink(CHUNK_BYTES + (CHUNK_BYTES >> 1));
+  sink.text(`cpus=${events.dat.cpuCount}\n`);
   const wanted = options.eventNames ? new Set(options.eventNames) : null;
   const merge = events.merge({ cpus: options.cpus });
   for (let r = merge.next(); r; r = merge.next()) {
     if (wanted && !(r.event && (wanted.has(r.event.name) || wanted.has(`${r.event.system}:${r.event.name}`) || wanted.has(r.event.system)))) continue;
-    chunk += `${reportLine(events, r, options)}\n`;
-    if (chunk.length >= CHUNK_CHARS) {
-      yield chunk;
-      chunk = '';
-    }
+    reportLineTo(sink, cache, r, options);
+    if (sink.pos >= CHUNK_BYTES) yield sink.take();
   }
-  if (chunk) yield chunk;
+  if (sink.pos) yield sink.take();
+}
+
+/** The whole report as one string: for small files (the demo, tests). */
+export function reportText(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): string {
+  return Buffer.concat([...report(events, options)]).toString('utf8');
 }
 
 /**
@@ -259,7 +296,8 @@ export function statReport(dat: TraceDat): string {
   for (const cpu of top?.cpus ?? []) {
     let { offset, size } = cpu;
     if (dat.compression !== 'none') {
-      size = dat.cpuData(top!, cpu).length;
+      size = 0;
+      for (const piece of dat.cpuPieces(top!, cpu)) size += piece.bytes.length;
       offset = unpackedAt;
       unpackedAt += size;
     }

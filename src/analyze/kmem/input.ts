@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Kallsyms } from '../../events/symbols.js';
 import type { EventFormat, KField } from '../../events/kformat.js';
-import { parseTraceDat, type TraceDat } from '../../format/tracedat/reader.js';
+import { cpuData, parseTraceDat, type TraceDat } from '../../format/tracedat/reader.js';
 import { TraceDatEvents } from '../../format/tracedat/records.js';
 import { TraceDatError } from '../../format/tracedat/cursor.js';
 import { COMMIT_SIZE_MASK, MISSED_STORED, SUBBUF_HEADER } from '../../ring/layout.js';
@@ -217,7 +217,7 @@ class PageStream {
   private readonly file: string;
 
   constructor(dat: TraceDat, buffer: TraceDat['buffers'][number], cpu: TraceDat['buffers'][number]['cpus'][number]) {
-    this.u8 = dat.cpuData(buffer, cpu);
+    this.u8 = cpuData(dat, buffer, cpu);
     this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
     this.cpu = cpu.cpu;
     this.bytes = this.u8.length;

@@ -1,10 +1,10 @@
 /**
  * Reading trace.dat, versions 6 and 7 (see docs/tracedat.md for the layout as trace-cmd 3.1.6
- * writes it). The whole file is read into memory; per-CPU data is decompressed on demand.
+ * writes it). A file is read through a window: its metadata when opened, each CPU's pages a
+ * window (or a compressed chunk) at a time as a reader walks them.
  */
-import { readFile } from 'node:fs/promises';
 import { codecFor, type Codec } from './compress.js';
-import { Cursor } from './cursor.js';
+import { Cursor, FileSource, type ByteSource } from './cursor.js';
 import { MAGIC, OPT, SECTION, selectedClock } from './layout.js';
 
 /** A string option's text (its NUL terminator dropped). */
@@ -55,18 +55,47 @@ export interface TraceDat {
   cpuCount: number;
   options: TraceDatOption[];
   buffers: TraceDatBuffer[];
-  /** The page bytes of one CPU of one buffer, decompressed. */
-  cpuData(buffer: TraceDatBuffer, cpu: TraceDatCpu): Uint8Array;
+  /**
+   * The page bytes of one CPU of one buffer, decompressed, in pieces of whole pages: a window of
+   * the file, or one compressed chunk. Memory stays bounded by a piece, whatever the file's size.
+   */
+  cpuPieces(buffer: TraceDatBuffer, cpu: TraceDatCpu): Generator<CpuPiece>;
 }
+
+/** Whole pages of one CPU's data, and where they are. */
+export interface CpuPiece {
+  bytes: Uint8Array;
+  /** Offset of bytes[0] in the CPU's (decompressed) data. */
+  offset: number;
+  /** Offset of bytes[0] in the file, or -1 when the pages were decompressed. */
+  fileOffset: number;
+}
+
+/** The page bytes of one CPU of one buffer, decompressed, in one array (for rewriting a file). */
+export function cpuData(dat: TraceDat, buffer: TraceDatBuffer, cpu: TraceDatCpu): Uint8Array {
+  const pieces = [...dat.cpuPieces(buffer, cpu)].map((p) => p.bytes);
+  if (pieces.length === 1) return pieces[0]!;
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Bytes of uncompressed CPU data read at once (whole pages). */
+const PIECE = 1 << 20;
 
 const utf8 = new TextDecoder();
 
+/** Open a trace.dat: its metadata is read now, its pages as they are walked. */
 export async function readTraceDatFile(path: string): Promise<TraceDat> {
-  return parseTraceDat(new Uint8Array(await readFile(path)), path);
+  return parseTraceDat(new FileSource(path), path);
 }
 
-export async function parseTraceDat(u8: Uint8Array, file: string): Promise<TraceDat> {
-  const c = new Cursor(u8, file);
+export async function parseTraceDat(source: Uint8Array | ByteSource, file: string): Promise<TraceDat> {
+  const c = new Cursor(source, file);
   c.section = 'file header';
   const magic = c.bytes(MAGIC.length);
   if (!magic.every((b, i) => b === MAGIC[i])) c.fail('not a trace.dat file (bad magic)', 0);
@@ -75,7 +104,7 @@ export async function parseTraceDat(u8: Uint8Array, file: string): Promise<Trace
   const endian = c.u8v();
   const little = endian === 0;
   const longSize = c.u8v();
-  const rc = new Cursor(u8, file, little, c.pos);
+  const rc = new Cursor(c.source, file, little, c.pos);
   rc.section = 'file header';
   const pageSize = rc.u32();
   if (pageSize < 4096 || pageSize & (pageSize - 1) || pageSize > 1 << 24) rc.fail(`page size ${pageSize} is not a power of two >= 4096`, rc.pos - 4);
@@ -83,7 +112,7 @@ export async function parseTraceDat(u8: Uint8Array, file: string): Promise<Trace
     file, version, littleEndian: little, longSize, pageSize, compression: 'none',
     headerPage: '', headerEvent: '', ftraceFormats: [], systems: [], kallsyms: '', printk: '', cmdlines: '',
     cpuCount: 0, options: [], buffers: [],
-    cpuData: () => new Uint8Array(0),
+    cpuPieces: () => [][Symbol.iterator]() as Generator<CpuPiece>,
   };
   if (version === 6) readV6(rc, dat);
   else await readV7(rc, dat);
@@ -174,18 +203,19 @@ function readV6(c: Cursor, dat: TraceDat): void {
     oc.section = 'BUFFER option';
     const offset = oc.u64();
     const name = oc.cstring();
-    const bc = new Cursor(c.u8, c.file, c.little, 0);
-    bc.section = `buffer '${name}'`;
-    bc.seek(offset);
+    const bc = c.at(offset, `buffer '${name}'`);
     bc.tag('flyrecord');
     dat.buffers.push(readFlyrecord(bc, dat, name, clock));
   }
-  dat.cpuData = (_buffer, cpu) => {
-    const cc = new Cursor(c.u8, c.file, c.little);
-    cc.section = `cpu${cpu.cpu} data`;
-    cc.seek(cpu.offset);
-    return cc.bytes(cpu.size);
-  };
+  dat.cpuPieces = (buffer, cpu) => filePieces(c.source, buffer.pageSize || dat.pageSize, cpu);
+}
+
+/** Uncompressed CPU data read from the source a window of whole pages at a time. */
+function* filePieces(source: ByteSource, pageSize: number, cpu: TraceDatCpu): Generator<CpuPiece> {
+  const step = Math.max(pageSize, PIECE - (PIECE % pageSize));
+  for (let at = 0; at < cpu.size; at += step) {
+    yield { bytes: source.read(cpu.offset + at, Math.min(step, cpu.size - at)), offset: at, fileOffset: cpu.offset + at };
+  }
 }
 
 /** A v6 flyrecord table: {u64 offset, u64 size} per CPU, then (trace-cmd ≥ 2.x) the clock text. */
@@ -195,14 +225,14 @@ function readFlyrecord(c: Cursor, dat: TraceDat, name: string, clock: string): T
   for (let i = 0; i < dat.cpuCount; i++) {
     const offset = c.u64();
     const size = c.u64();
-    if (offset + size > c.u8.length) c.fail(`cpu${i} data [${offset}, +${size}) runs past the end of the file (${c.u8.length})`, c.pos - 16);
+    if (offset + size > c.size) c.fail(`cpu${i} data [${offset}, +${size}) runs past the end of the file (${c.size})`, c.pos - 16);
     cpus.push({ cpu: i, offset, size });
   }
   // The clock this buffer was recorded with: u64 length + "[local] global ..." text.
-  if (c.pos + 8 <= c.u8.length) {
+  if (c.pos + 8 <= c.size) {
     const at = c.pos;
     const len = c.u64();
-    if (len > 0 && len < 4096 && c.pos + len <= c.u8.length) {
+    if (len > 0 && len < 4096 && c.pos + len <= c.size) {
       clock = selectedClock(c.text(len), clock);
     } else {
       c.pos = at;
@@ -264,25 +294,20 @@ async function readV7(c: Cursor, dat: TraceDat): Promise<void> {
       const cpu = b.u32();
       const offset = b.u64();
       const size = b.u64();
-      if (offset + size > c.u8.length) b.fail(`cpu${cpu} data [${offset}, +${size}) runs past the end of the file`);
+      if (offset + size > c.size) b.fail(`cpu${cpu} data [${offset}, +${size}) runs past the end of the file`);
       cpus.push({ cpu, offset, size });
     }
     dat.buffers.push({ name, clock, pageSize, cpus });
   }
-  dat.cpuData = (buffer, cpu) => {
-    const cc = new Cursor(c.u8, c.file, c.little);
-    cc.section = `buffer '${buffer.name}' cpu${cpu.cpu} data`;
-    cc.seek(cpu.offset);
-    if (!codec) return cc.bytes(cpu.size);
-    return chunks(cc, codec, cpu.size);
+  dat.cpuPieces = (buffer, cpu) => {
+    if (!codec) return filePieces(c.source, buffer.pageSize || dat.pageSize, cpu);
+    return chunks(c.at(cpu.offset, `buffer '${buffer.name}' cpu${cpu.cpu} data`), codec, cpu.size);
   };
 }
 
 /** Read a section header at `at` and return a cursor over its (decompressed) body. */
 function section(c: Cursor, codec: Codec | null, at: number, id: number, name: string): Cursor {
-  const h = new Cursor(c.u8, c.file, c.little);
-  h.section = `${name} section header`;
-  h.seek(at);
+  const h = c.at(at, `${name} section header`);
   const got = h.u16();
   if (got !== id) h.fail(`expected section ${id} (${name}), found ${got}`, at);
   const flags = h.u16();
@@ -292,8 +317,7 @@ function section(c: Cursor, codec: Codec | null, at: number, id: number, name: s
   h.need(size);
   if (flags & 1) {
     if (!codec) return h.fail('compressed section in a file without compression');
-    const body = new Cursor(c.u8.subarray(start, start + size), c.file, c.little, 0, start);
-    body.section = name;
+    const body = c.slice(start, size, name);
     const compressed = body.u32();
     const plain = body.u32();
     const data = decompress(body, codec, body.bytes(compressed), plain);
@@ -301,9 +325,7 @@ function section(c: Cursor, codec: Codec | null, at: number, id: number, name: s
     out.section = `${name} (decompressed)`;
     return out;
   }
-  const out = new Cursor(c.u8.subarray(start, start + size), c.file, c.little, 0, start);
-  out.section = name;
-  return out;
+  return c.slice(start, size, name);
 }
 
 function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Uint8Array {
@@ -320,26 +342,18 @@ function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Ui
 
 /**
  * v7 compressed CPU data: u32 chunk count, then {u32 compressed, u32 uncompressed, data}; the
- * size recorded in the BUFFER option leaves out the count.
+ * size recorded in the BUFFER option leaves out the count. One chunk decompressed at a time.
  */
-function chunks(c: Cursor, codec: Codec, size: number): Uint8Array {
+function* chunks(c: Cursor, codec: Codec, size: number): Generator<CpuPiece> {
   const count = c.u32();
   const end = c.pos + size;
-  const parts: Uint8Array[] = [];
-  let total = 0;
+  let offset = 0;
   for (let i = 0; i < count; i++) {
     const compressed = c.u32();
     const plain = c.u32();
     if (c.pos + compressed > end) c.fail(`chunk ${i} runs past this CPU's data`);
-    const part = decompress(c, codec, c.bytes(compressed), plain);
-    parts.push(part);
-    total += part.length;
+    const bytes = decompress(c, codec, c.bytes(compressed), plain);
+    yield { bytes, offset, fileOffset: -1 };
+    offset += bytes.length;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -7,7 +7,7 @@ import { COMMIT_SIZE_MASK, MISSED_EVENTS, MISSED_STORED, SUBBUF_HEADER } from '.
 import { forEachEvent, readU64 } from '../../ring/ring.js';
 import { Kallsyms } from '../../events/symbols.js';
 import { TraceDatError } from './cursor.js';
-import type { TraceDat, TraceDatBuffer, TraceDatCpu } from './reader.js';
+import type { CpuPiece, TraceDat, TraceDatBuffer, TraceDatCpu } from './reader.js';
 
 export interface TraceRecord extends RecordView {
   buffer: string;
@@ -115,13 +115,18 @@ export class RecordMerge {
   }
 }
 
-/** One CPU's pages, decoded a page at a time into offsets; one record object, refilled. */
+/**
+ * One CPU's pages, a piece (file window or compressed chunk) at a time, each page decoded into
+ * offsets when reached; one record object, refilled.
+ */
 class CpuStream {
   readonly head: TraceRecord;
-  private readonly u8: Uint8Array;
-  private readonly dv: DataView;
+  private readonly pieces: Iterator<CpuPiece>;
+  private piece: CpuPiece | null = null;
+  private dv: DataView = new DataView(new ArrayBuffer(0));
   private readonly pageSize: number;
-  private page = 0;
+  /** Next page's offset in the current piece. */
+  private pageAt = 0;
   /** The current page's events: timestamp, payload offset and length of each. */
   private readonly times: Float64Array;
   private readonly offsets: Int32Array;
@@ -135,8 +140,7 @@ class CpuStream {
     private readonly buffer: TraceDatBuffer,
     private readonly cpu: TraceDatCpu,
   ) {
-    this.u8 = owner.dat.cpuData(buffer, cpu);
-    this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
+    this.pieces = owner.dat.cpuPieces(buffer, cpu);
     this.pageSize = buffer.pageSize || owner.dat.pageSize;
     // An event takes at least 8 bytes (a 4-byte header and 4 of payload).
     const most = Math.ceil(this.pageSize / 8);
@@ -145,13 +149,22 @@ class CpuStream {
     this.lengths = new Int32Array(most);
     this.losses = { buffer: buffer.name, cpu: cpu.cpu, pagesWithMisses: 0, missed: 0 };
     owner.losses.push(this.losses);
-    this.head = { buffer: buffer.name, cpu: cpu.cpu, ts: 0, id: 0, pid: 0, event: undefined, dv: this.dv, u8: this.u8, start: 0, length: 0 };
+    this.head = { buffer: buffer.name, cpu: cpu.cpu, ts: 0, id: 0, pid: 0, event: undefined, dv: this.dv, u8: new Uint8Array(0), start: 0, length: 0 };
   }
 
   next(): boolean {
     while (this.at >= this.count) {
-      if (this.page * this.pageSize >= this.u8.length) return false;
-      this.decodePage(this.page++);
+      if (!this.piece || this.pageAt >= this.piece.bytes.length) {
+        const next = this.pieces.next();
+        if (next.done) return false;
+        this.piece = next.value;
+        this.pageAt = 0;
+        this.dv = new DataView(next.value.bytes.buffer, next.value.bytes.byteOffset, next.value.bytes.byteLength);
+        this.head.dv = this.dv;
+        this.head.u8 = next.value.bytes;
+      }
+      this.decodePage(this.pageAt);
+      this.pageAt += this.pageSize;
     }
     const i = this.at++;
     const off = this.offsets[i]!;
@@ -166,21 +179,22 @@ class CpuStream {
     return true;
   }
 
-  private decodePage(index: number): void {
-    const start = index * this.pageSize;
+  private decodePage(start: number): void {
+    const piece = this.piece!;
     this.count = 0;
     this.at = 0;
-    if (start + SUBBUF_HEADER > this.u8.length) return;
+    if (start + SUBBUF_HEADER > piece.bytes.length) return;
     const raw = Number(readU64(this.dv, start + 8) % 4294967296);
     const commit = raw & COMMIT_SIZE_MASK;
+    const index = (piece.offset + start) / this.pageSize;
     const where = `buffer '${this.buffer.name}' cpu${this.cpu.cpu} page ${index}`;
-    const fileOffset = this.owner.dat.compression === 'none' ? this.cpu.offset + start : start;
+    const fileOffset = piece.fileOffset >= 0 ? piece.fileOffset + start : piece.offset + start;
     if (commit > this.pageSize - SUBBUF_HEADER) {
       throw new TraceDatError(this.owner.dat.file, where, fileOffset + 8, `commit ${commit} is larger than the page`);
     }
     if (raw & MISSED_EVENTS) {
       this.losses.pagesWithMisses++;
-      if (raw & MISSED_STORED && start + SUBBUF_HEADER + commit + 8 <= this.u8.length) {
+      if (raw & MISSED_STORED && start + SUBBUF_HEADER + commit + 8 <= piece.bytes.length) {
         this.losses.missed += readU64(this.dv, start + SUBBUF_HEADER + commit);
       }
     }

@@ -9,7 +9,7 @@ import { hostname, machine, release, type } from 'node:os';
 import { open } from 'node:fs/promises';
 import { codecFor, loadedCodec, type Codec, type CompressionName } from './compress.js';
 import { MAGIC, OPT, SECTION } from './layout.js';
-import { cpuStatTexts, optionText, type TraceDat } from './reader.js';
+import { cpuData, cpuStatTexts, optionText, type TraceDat } from './reader.js';
 
 /** What a file holds, as the reader returns it, but with the CPU data in hand. */
 export interface TraceDatContent
@@ -431,7 +431,7 @@ export function contentOf(dat: TraceDat): TraceDatContent {
     printk: dat.printk,
     cmdlines: dat.cmdlines,
     cpuCount: dat.cpuCount,
-    buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => dat.cpuData(b, cpu)) })),
+    buffers: dat.buffers.map((b) => ({ name: b.name, clock: b.clock, cpus: b.cpus.map((cpu) => cpuData(dat, b, cpu)) })),
     traceClock: option(OPT.TRACECLOCK) ?? `[${dat.buffers[0]?.clock ?? 'local'}]\n`,
     cpuStats: cpuStatTexts(dat),
     uname: option(OPT.UNAME),
