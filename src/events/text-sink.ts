@@ -80,14 +80,21 @@ export class ByteSink {
       this.byte(48 + v);
       return;
     }
+    if (v > 0x7fffffff) {
+      // Beyond 31 bits: the high digits by float division, then the rest as below.
+      const high = Math.floor(v / 1e9);
+      this.uint(high);
+      this.zeroPadded(v - high * 1e9, 9);
+      return;
+    }
     let digits = 1;
-    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    for (let x = v; x >= 10; x = (x / 10) | 0) digits++;
     this.room(digits);
     const buf = this.buf;
     let at = this.pos + digits;
     this.pos = at;
     while (v >= 10) {
-      const q = Math.floor(v / 10);
+      const q = (v / 10) | 0;
       buf[--at] = 48 + (v - q * 10);
       v = q;
     }
@@ -103,14 +110,14 @@ export class ByteSink {
     this.uint(v);
   }
 
-  /** A decimal number of exactly `width` digits, zeros in front (the microseconds of a timestamp). */
+  /** A decimal number below 10^9 in exactly `width` digits, zeros in front (the fraction of a timestamp). */
   zeroPadded(v: number, width: number): void {
     this.room(width);
     const buf = this.buf;
     let at = this.pos + width;
     this.pos = at;
     for (let i = 0; i < width; i++) {
-      const q = Math.floor(v / 10);
+      const q = (v / 10) | 0;
       buf[--at] = 48 + (v - q * 10);
       v = q;
     }
@@ -163,7 +170,7 @@ export class ByteSink {
   /** The bytes written so far, handed over; the sink starts again on a new buffer. */
   take(): Uint8Array {
     const out = this.buf.subarray(0, this.pos);
-    this.buf = new Uint8Array(this.buf.length);
+    this.buf = new Uint8Array(this.buf.length); // a plain Uint8Array always: one shape for the JIT
     this.pos = 0;
     return out;
   }

@@ -256,13 +256,15 @@ function reportLineTo(sink: ByteSink, cache: LineCache, r: TraceRecord, options:
 /** Bytes of text gathered before a chunk is handed on: one write per 64 KiB, not per line. */
 export const CHUNK_BYTES = 1 << 16;
 
+export type FullReportOptions = ReportOptions & { cpus?: number[]; eventNames?: string[] };
+
 /**
  * The whole report (first line `cpus=N`) as UTF-8 text in chunks of whole lines, each at
  * least 64 KiB but the last.
  */
-export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): Generator<Uint8Array> {
+export function* report(events: TraceDatEvents, options: FullReportOptions = {}): Generator<Uint8Array> {
   const cache = lineCache(events);
-  const sink = new ByteSink(CHUNK_BYTES + (CHUNK_BYTES >> 1));
+  const sink = new ByteSink(CHUNK_BYTES * 2);
   sink.text(`cpus=${events.dat.cpuCount}\n`);
   const wanted = options.eventNames ? new Set(options.eventNames) : null;
   const merge = events.merge({ cpus: options.cpus });
@@ -275,7 +277,7 @@ export function* report(events: TraceDatEvents, options: ReportOptions & { cpus?
 }
 
 /** The whole report as one string: for small files (the demo, tests). */
-export function reportText(events: TraceDatEvents, options: ReportOptions & { cpus?: number[]; eventNames?: string[] } = {}): string {
+export function reportText(events: TraceDatEvents, options: FullReportOptions = {}): string {
   return Buffer.concat([...report(events, options)]).toString('utf8');
 }
 

@@ -337,7 +337,8 @@ function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Ui
     c.fail(`${codec.name} data does not decompress (${(err as Error).message})`);
   }
   if (out.length !== size) c.fail(`decompressed to ${out.length} bytes, expected ${size}`);
-  return out;
+  // A plain Uint8Array view whatever the codec returned (zlib gives a Buffer): one shape for the JIT.
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
 /**
