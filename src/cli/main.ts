@@ -2,13 +2,7 @@
 /** The `nftrace` command. */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { runDemo } from './demo.js';
-import { runCat, runCtl, runLs, runMount } from './ctl.js';
-import { runList, runRecord, runStat } from './kernel.js';
-import { runKmem } from './kmem.js';
-import { ORDERS, type OrderBy } from '../analyze/kmem/account.js';
-import { RING_ATTRS } from '../analyze/kmem/rings.js';
-import { runConvert, runRecover, runReport } from './report.js';
+import type { OrderBy } from '../analyze/kmem/account.js';
 
 const HELP = `Usage: nftrace <command> [options]
 
@@ -343,6 +337,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'demo':
       noPositionals();
+      const { runDemo } = await import('./demo.js');
       await runDemo({
         seconds: positiveInt('seconds', str('seconds'), 3),
         connections: positiveInt('connections', str('connections'), 16),
@@ -354,6 +349,7 @@ async function main(argv: string[]): Promise<number> {
       const events = list('event');
       if (!events?.length && str('pid') === undefined) throw new UsageError('record needs at least one -e EVENT (or -P PID)');
       const version = Number(oneOf('file-version', str('file-version'), ['6', '7'], '7')) as 6 | 7;
+      const { runRecord } = await import('./kernel.js');
       return runRecord({
         events: events ?? [],
         instance: str('buffer'),
@@ -368,6 +364,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'report':
       noPositionals();
+      const { runReport } = await import('./report.js');
       await runReport({
         input: str('input') ?? 'trace.dat',
         plugins: !flag('N'),
@@ -383,18 +380,23 @@ async function main(argv: string[]): Promise<number> {
       noPositionals();
       const to = str('to');
       if (to !== 'chrome-json' && to !== 'text' && to !== 'dat6' && to !== 'dat7') throw new UsageError('--to wants chrome-json, text, dat6 or dat7');
+      const { runConvert } = await import('./report.js');
       await runConvert(str('input') ?? 'trace.dat', to, str('output'), process.stdout);
       return 0;
     }
     case 'recover': {
       if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'recover needs a persist FILE');
       const version = oneOf('file-version', str('file-version'), ['6', '7'] as const, '7');
+      const { runRecover } = await import('./report.js');
       await runRecover(positionals[0]!, str('output') ?? 'trace.dat', version === '6' ? 6 : 7, process.stdout);
       return 0;
     }
     case 'kmem': {
       if (!flag('live') && positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (a command needs --live)`);
       if (flag('json') && flag('csv')) throw new UsageError('--json and --csv: choose one');
+      const { runKmem } = await import('./kmem.js');
+      const { ORDERS } = await import('../analyze/kmem/account.js');
+      const { RING_ATTRS } = await import('../analyze/kmem/rings.js');
       await runKmem({
         file: str('file'),
         kernel: str('kernel'),
@@ -425,27 +427,27 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'list':
       if (positionals.length > (flag('events') ? 1 : 0)) throw new UsageError(`unexpected argument '${positionals.at(-1)}'`);
-      runList({ events: flag('events'), pattern: positionals[0], instances: flag('instances'), clocks: flag('clocks') }, out);
+      (await import('./kernel.js')).runList({ events: flag('events'), pattern: positionals[0], instances: flag('instances'), clocks: flag('clocks') }, out);
       return 0;
     case 'stat':
       noPositionals();
-      runStat({ instance: str('buffer') }, out);
+      (await import('./kernel.js')).runStat({ instance: str('buffer') }, out);
       return 0;
     case 'ctl':
       if (positionals.length > 3) throw new UsageError(`unexpected argument '${positionals[3]}'`);
-      await runCtl(positionals[0], positionals[1], positionals[2], out, flag('append'));
+      await (await import('./ctl.js')).runCtl(positionals[0], positionals[1], positionals[2], out, flag('append'));
       return 0;
     case 'cat':
       if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
-      await runCat(positionals[0], positionals[1], out);
+      await (await import('./ctl.js')).runCat(positionals[0], positionals[1], out);
       return 0;
     case 'ls':
       if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
-      await runLs(positionals[0], positionals[1], out);
+      await (await import('./ctl.js')).runLs(positionals[0], positionals[1], out);
       return 0;
     case 'mount':
       if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
-      await runMount(positionals[0], positionals[1], (text) => process.stderr.write(text));
+      await (await import('./ctl.js')).runMount(positionals[0], positionals[1], (text) => process.stderr.write(text));
       return 0;
   }
 }
