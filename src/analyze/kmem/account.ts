@@ -1,5 +1,6 @@
 /**
- * The kmem account: allocations matched to frees by address in a hash map (O(1) per event),
+ * The kmem account: allocations matched to frees by address in a hash map (O(1) per event,
+ * however often addresses are reused: address-map.ts),
  * totals per call site, what is still live, and everything that did not match. One mutable
  * KmemEvent goes through for each input event; nothing here depends on where it came from
  * (ftrace text, trace-cmd text, trace.dat).
@@ -10,6 +11,8 @@
  *   waste  net − Σ bytes_req of those live allocations (slab rounding)
  *   allocs / frees (frees matched to this site's allocations)
  */
+
+import { AddressMap } from './address-map.js';
 
 export const ALLOC = 0;
 export const FREE = 1;
@@ -93,7 +96,7 @@ const MAX_TOP = 10;
 
 export class KmemAccount {
   readonly sites = new Map<string, Site>();
-  private readonly live = new Map<number, Live>();
+  private readonly live = new AddressMap<Live>();
   private readonly liveKeep: Live[] = [];
   readonly options: Required<Pick<AccountOptions, 'duplicates'>> & AccountOptions;
   allocs = 0;
@@ -118,7 +121,7 @@ export class KmemAccount {
   readonly byComm = new Map<string, Breakdown>();
   readonly byNode = new Map<string, Breakdown>();
   /** Page allocator: live pages by pfn, totals by migratetype/gfp. */
-  private readonly pages = new Map<number, { bytes: number; key: string }>();
+  private readonly pages = new AddressMap<{ bytes: number; key: string }>();
   pageAllocs = 0;
   pageFrees = 0;
   pageBytes = 0;
@@ -240,14 +243,13 @@ export class KmemAccount {
       this.nullFrees++;
       return;
     }
-    const l = this.live.get(ev.ptr);
+    const l = this.live.delete(ev.ptr);
     if (!l) {
       this.unmatchedFrees++;
       count(this.unmatchedSites, ev.site);
       if (ev.cache) count(this.unmatchedCaches, ev.cache);
       return;
     }
-    this.live.delete(ev.ptr);
     this.release(l, true);
   }
 
@@ -265,12 +267,11 @@ export class KmemAccount {
 
   private pageFree(ev: KmemEvent): void {
     this.pageFrees++;
-    const p = this.pages.get(ev.ptr);
+    const p = this.pages.delete(ev.ptr);
     if (!p) {
       this.pageUnmatchedFrees++;
       return;
     }
-    this.pages.delete(ev.ptr);
     this.pageBytes -= p.bytes;
     this.pagesBy.get(p.key)!.net -= p.bytes;
   }
