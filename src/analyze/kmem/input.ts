@@ -3,18 +3,15 @@
  * standard input, streamed in chunks; or a trace.dat (v6/v7) read through our reader, with call
  * sites resolved through the file's own kallsyms. The kind is found from the first bytes.
  */
-import { closeSync, createReadStream, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
 import { readAt } from '../../io.js';
 import { createGunzip } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Kallsyms } from '../../events/symbols.js';
-import type { EventFormat, KField } from '../../events/kformat.js';
-import { cpuData, parseTraceDat, type TraceDat } from '../../format/tracedat/reader.js';
+import type { EventFormat, KField, RecordView } from '../../events/kformat.js';
+import { parseTraceDat, readTraceDatFile, type TraceDat } from '../../format/tracedat/reader.js';
 import { TraceDatEvents } from '../../format/tracedat/records.js';
-import { TraceDatError } from '../../format/tracedat/cursor.js';
-import { COMMIT_SIZE_MASK, MISSED_STORED, SUBBUF_HEADER } from '../../ring/layout.js';
-import { forEachEvent } from '../../ring/ring.js';
 import { ALLOC, FREE, PAGE_ALLOC, PAGE_FREE, newEvent, type KmemEvent } from './account.js';
 import { KmemTextParser, newProblems, type ParseProblems } from './text.js';
 import { PARALLEL_MIN_BYTES, readTextParallel } from './parallel.js';
@@ -48,11 +45,8 @@ export async function readKmemEvents(path: string, onEvent: (ev: KmemEvent) => v
     } catch (err) {
       throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    // One synchronous read: the whole file is needed at once, and it is faster than a promise per chunk.
-    if (isTraceDat(head)) {
-      const data = readFileSync(path);
-      return readTraceDat(await parseTraceDat(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), path), onEvent, options);
-    }
+    // Read a window at a time, whatever the file's size.
+    if (isTraceDat(head)) return readTraceDat(await readTraceDatFile(path), onEvent, options);
     const gz = head[0] === 0x1f && head[1] === 0x8b;
     const total = statSync(path).size;
     if (!gz && (options.workers ?? availableParallelism()) > 1 && total >= PARALLEL_MIN_BYTES) return readTextParallel(path, onEvent, options);
@@ -112,9 +106,9 @@ interface Decoder {
 }
 
 /**
- * A trace.dat's kmem events, decoded straight from the pages: each CPU's events of one page at a
- * time into reused arrays, merged across CPUs by timestamp, fields read at their offsets. No
- * object per record, cache names interned from their bytes: this is the fast path.
+ * A trace.dat's kmem events, decoded straight from the pages as the records' merge walks them
+ * (a window of the file at a time): fields read at their offsets, no object per record, cache
+ * names interned from their bytes. This is the fast path.
  */
 async function readTraceDat(dat: TraceDat, onEvent: (ev: KmemEvent) => void, options: InputOptions): Promise<ParseProblems> {
   const events = new TraceDatEvents(dat);
@@ -131,123 +125,60 @@ async function readTraceDat(dat: TraceDat, onEvent: (ev: KmemEvent) => void, opt
   const sites = new Map<number, string>();
   const names = new StringInterner();
   const ev = newEvent();
-  const streams = dat.buffers.flatMap((b) => b.cpus.filter((c) => c.size > 0).map((c) => new PageStream(dat, b, c)));
-  const total = streams.reduce((n, st) => n + st.bytes, 0);
-  let done = 0;
-  for (const st of streams) st.fill();
-  let live = streams.filter((st) => st.count > 0);
-  while (live.length) {
-    let best = live[0]!;
-    for (let i = 1; i < live.length; i++) if (live[i]!.ts[live[i]!.at]! < best.ts[best.at]!) best = live[i]!;
-    const i = best.at++;
-    const at = best.off[i]!;
-    const dv = best.dv;
-    problems.lines++;
-    const id = dv.getUint16(at, true);
-    const d = decoder(id);
+  const merge = events.merge();
+  const total = merge.storedBytes;
+  for (let r = merge.next(); r; r = merge.next()) {
+    const at = r.start;
+    const dv = r.dv;
+    if ((++problems.lines & 0xffff) === 0) options.progress?.(merge.storedDone, total);
+    const d = decoder(r.id);
     if (!d) {
-      const name = events.events.get(id)?.name ?? `id ${id}`;
+      const name = r.event?.name ?? `id ${r.id}`;
       problems.unknown.set(name, (problems.unknown.get(name) ?? 0) + 1);
-    } else {
-      ev.kind = d.kind;
-      ev.event = d.name;
-      ev.cpu = best.cpu;
-      ev.ts = best.ts[i]!;
-      let ok = true;
-      if (d.kind === ALLOC || d.kind === FREE) {
-        if (!d.site || !d.ptr) ok = false;
-        else {
-          const siteKey = key52(dv, at + d.site.offset);
-          let site = sites.get(siteKey);
-          if (site === undefined) {
-            site = siteName(events, dv.getBigUint64(at + d.site.offset, true), problems);
-            sites.set(siteKey, site);
-          }
-          ev.site = site;
-          ev.ptr = key52(dv, at + d.ptr.offset);
-          ev.cache = d.cache ? names.dataLoc(best.u8, dv, at, d.cache.offset) : '';
-          if (d.kind === ALLOC) {
-            ev.req = d.req ? u64(dv, at + d.req.offset) : 0;
-            ev.alloc = d.alloc ? u64(dv, at + d.alloc.offset) : 0;
-            ev.gfp = d.gfp ? gfpText(d, dv, at) : '';
-            ev.node = d.node ? dv.getInt32(at + d.node.offset, true) : -1;
-            ev.pid = dv.getInt32(at + 4, true);
-            ev.comm = events.comm(ev.pid);
-          }
-        }
-      } else if (!d.pfn) ok = false;
+      continue;
+    }
+    ev.kind = d.kind;
+    ev.event = d.name;
+    ev.cpu = r.cpu;
+    ev.ts = r.ts;
+    let ok = true;
+    if (d.kind === ALLOC || d.kind === FREE) {
+      if (!d.site || !d.ptr) ok = false;
       else {
-        ev.site = '';
-        ev.ptr = key52(dv, at + d.pfn.offset);
-        ev.order = d.order ? dv.getUint32(at + d.order.offset, true) : 0;
-        ev.migratetype = d.migratetype ? dv.getInt32(at + d.migratetype.offset, true) : 0;
-        ev.gfp = d.gfp ? gfpText(d, dv, at) : '';
+        const siteKey = key52(dv, at + d.site.offset);
+        let site = sites.get(siteKey);
+        if (site === undefined) {
+          site = siteName(events, dv.getBigUint64(at + d.site.offset, true), problems);
+          sites.set(siteKey, site);
+        }
+        ev.site = site;
+        ev.ptr = key52(dv, at + d.ptr.offset);
+        ev.cache = d.cache ? names.dataLoc(r.u8, dv, at, d.cache.offset) : '';
+        if (d.kind === ALLOC) {
+          ev.req = d.req ? u64(dv, at + d.req.offset) : 0;
+          ev.alloc = d.alloc ? u64(dv, at + d.alloc.offset) : 0;
+          ev.gfp = d.gfp ? gfpText(d, r) : '';
+          ev.node = d.node ? dv.getInt32(at + d.node.offset, true) : -1;
+          ev.pid = r.pid;
+          ev.comm = events.comm(ev.pid);
+        }
       }
-      if (ok) {
-        problems.events++;
-        onEvent(ev);
-      } else problems.malformed++;
+    } else if (!d.pfn) ok = false;
+    else {
+      ev.site = '';
+      ev.ptr = key52(dv, at + d.pfn.offset);
+      ev.order = d.order ? dv.getUint32(at + d.order.offset, true) : 0;
+      ev.migratetype = d.migratetype ? dv.getInt32(at + d.migratetype.offset, true) : 0;
+      ev.gfp = d.gfp ? gfpText(d, r) : '';
     }
-    if (best.at >= best.count) {
-      done += best.pageSize;
-      if ((done & 0xfffff) < best.pageSize) options.progress?.(done, total);
-      best.fill();
-      if (best.count === 0) live = live.filter((st) => st !== best);
-    }
+    if (ok) {
+      problems.events++;
+      onEvent(ev);
+    } else problems.malformed++;
   }
   options.progress?.(total, total);
-  for (const st of streams) problems.lostEvents += st.missed;
+  for (const l of events.losses) problems.lostEvents += l.missed;
   return problems;
-}
-
-/** One CPU's events, a page at a time, in arrays reused from page to page. */
-class PageStream {
-  readonly dv: DataView;
-  readonly cpu: number;
-  readonly bytes: number;
-  readonly pageSize: number;
-  ts: number[] = [];
-  off: number[] = [];
-  count = 0;
-  at = 0;
-  missed = 0;
-  private page = 0;
-  readonly u8: Uint8Array;
-  private readonly where: string;
-  private readonly file: string;
-
-  constructor(dat: TraceDat, buffer: TraceDat['buffers'][number], cpu: TraceDat['buffers'][number]['cpus'][number]) {
-    this.u8 = cpuData(dat, buffer, cpu);
-    this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
-    this.cpu = cpu.cpu;
-    this.bytes = this.u8.length;
-    this.pageSize = buffer.pageSize || dat.pageSize;
-    this.where = `buffer '${buffer.name}' cpu${cpu.cpu}`;
-    this.file = dat.file;
-  }
-
-  /** Decode the next page with events; count 0 at the end. */
-  fill(): void {
-    this.count = 0;
-    this.at = 0;
-    while (this.count === 0 && this.page * this.pageSize + SUBBUF_HEADER <= this.u8.length) {
-      const start = this.page++ * this.pageSize;
-      const raw = this.dv.getUint32(start + 8, true);
-      const commit = raw & COMMIT_SIZE_MASK;
-      if (commit > this.pageSize - SUBBUF_HEADER) throw new TraceDatError(this.file, `${this.where} page ${this.page - 1}`, start + 8, `commit ${commit} is larger than the page`);
-      if (raw & MISSED_STORED && start + SUBBUF_HEADER + commit + 8 <= this.u8.length) this.missed += u64(this.dv, start + SUBBUF_HEADER + commit);
-      try {
-        forEachEvent(this.dv, start, commit, (ts, off, len) => {
-          if (len < 8) return;
-          this.ts[this.count] = ts;
-          this.off[this.count++] = off;
-        });
-      } catch (err) {
-        if (err instanceof RangeError) throw new TraceDatError(this.file, `${this.where} page ${this.page - 1}`, start, err.message);
-        throw err;
-      }
-    }
-  }
 }
 
 /** Cache names (`__data_loc char[]`) interned by their bytes: no string made for a name seen before. */
@@ -316,11 +247,10 @@ function key52(dv: DataView, at: number): number {
 }
 
 /** gfp_flags printed as the event's print fmt does (`GFP_KERNEL|__GFP_ZERO`), once per distinct value. */
-function gfpText(d: Decoder, dv: DataView, at: number): string {
-  const value = u64(dv, at + d.gfp!.offset);
+function gfpText(d: Decoder, record: RecordView): string {
+  const value = u64(record.dv, record.start + d.gfp!.offset);
   let text = d.gfpNames.get(value);
   if (text === undefined) {
-    const record = { dv, u8: new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength), start: at, length: dv.byteLength - at };
     text = /gfp_flags=(\S+)/.exec(d.format.print(record))?.[1] ?? `0x${value.toString(16)}`;
     d.gfpNames.set(value, text);
   }

@@ -69,6 +69,8 @@ export interface CpuPiece {
   offset: number;
   /** Offset of bytes[0] in the file, or -1 when the pages were decompressed. */
   fileOffset: number;
+  /** Bytes of the CPU's data as stored in the file (TraceDatCpu.size) read up to the end of this piece: progress. */
+  stored: number;
 }
 
 /** The page bytes of one CPU of one buffer, decompressed, in one array (for rewriting a file). */
@@ -214,7 +216,8 @@ function readV6(c: Cursor, dat: TraceDat): void {
 function* filePieces(source: ByteSource, pageSize: number, cpu: TraceDatCpu): Generator<CpuPiece> {
   const step = Math.max(pageSize, PIECE - (PIECE % pageSize));
   for (let at = 0; at < cpu.size; at += step) {
-    yield { bytes: source.read(cpu.offset + at, Math.min(step, cpu.size - at)), offset: at, fileOffset: cpu.offset + at };
+    const bytes = source.read(cpu.offset + at, Math.min(step, cpu.size - at));
+    yield { bytes, offset: at, fileOffset: cpu.offset + at, stored: at + bytes.length };
   }
 }
 
@@ -347,6 +350,7 @@ function decompress(c: Cursor, codec: Codec, data: Uint8Array, size: number): Ui
  */
 function* chunks(c: Cursor, codec: Codec, size: number): Generator<CpuPiece> {
   const count = c.u32();
+  const start = c.pos;
   const end = c.pos + size;
   let offset = 0;
   for (let i = 0; i < count; i++) {
@@ -354,7 +358,7 @@ function* chunks(c: Cursor, codec: Codec, size: number): Generator<CpuPiece> {
     const plain = c.u32();
     if (c.pos + compressed > end) c.fail(`chunk ${i} runs past this CPU's data`);
     const bytes = decompress(c, codec, c.bytes(compressed), plain);
-    yield { bytes, offset, fileOffset: -1 };
+    yield { bytes, offset, fileOffset: -1, stored: c.pos - start };
     offset += bytes.length;
   }
 }

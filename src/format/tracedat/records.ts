@@ -96,11 +96,21 @@ export interface RecordFilter {
 
 /** Perfetto's "sorter" for a trace.dat: the CPU streams merged by timestamp. */
 export class RecordMerge {
+  private readonly all: CpuStream[];
   private readonly live: CpuStream[];
   private last: CpuStream | null = null;
+  /** Bytes of CPU data as stored in the file, for progress. */
+  readonly storedBytes: number;
 
   constructor(streams: CpuStream[]) {
+    this.all = streams;
+    this.storedBytes = streams.reduce((n, s) => n + s.storedBytes, 0);
     this.live = streams.filter((s) => s.next());
+  }
+
+  /** Stored bytes read so far (of storedBytes). */
+  get storedDone(): number {
+    return this.all.reduce((n, s) => n + s.storedDone, 0);
   }
 
   /** The next record in time, or null; the one returned before is then overwritten. */
@@ -121,12 +131,14 @@ export class RecordMerge {
  */
 class CpuStream {
   readonly head: TraceRecord;
+  readonly storedBytes: number;
   private readonly pieces: Iterator<CpuPiece>;
   private piece: CpuPiece | null = null;
   private dv: DataView = new DataView(new ArrayBuffer(0));
   private readonly pageSize: number;
   /** Next page's offset in the current piece. */
   private pageAt = 0;
+  private ended = false;
   /** The current page's events: timestamp, payload offset and length of each. */
   private readonly times: Float64Array;
   private readonly offsets: Int32Array;
@@ -140,6 +152,7 @@ class CpuStream {
     private readonly buffer: TraceDatBuffer,
     private readonly cpu: TraceDatCpu,
   ) {
+    this.storedBytes = cpu.size;
     this.pieces = owner.dat.cpuPieces(buffer, cpu);
     this.pageSize = buffer.pageSize || owner.dat.pageSize;
     // An event takes at least 8 bytes (a 4-byte header and 4 of payload).
@@ -152,11 +165,18 @@ class CpuStream {
     this.head = { buffer: buffer.name, cpu: cpu.cpu, ts: 0, id: 0, pid: 0, event: undefined, dv: this.dv, u8: new Uint8Array(0), start: 0, length: 0 };
   }
 
+  get storedDone(): number {
+    return this.ended ? this.storedBytes : (this.piece?.stored ?? 0);
+  }
+
   next(): boolean {
     while (this.at >= this.count) {
       if (!this.piece || this.pageAt >= this.piece.bytes.length) {
         const next = this.pieces.next();
-        if (next.done) return false;
+        if (next.done) {
+          this.ended = true;
+          return false;
+        }
         this.piece = next.value;
         this.pageAt = 0;
         this.dv = new DataView(next.value.bytes.buffer, next.value.bytes.byteOffset, next.value.bytes.byteLength);
