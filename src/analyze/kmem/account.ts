@@ -88,8 +88,12 @@ interface Live {
   site: Site;
   alloc: number;
   req: number;
-  /** The breakdown rows this allocation counts in: cache, gfp, CPU, comm, node. */
-  rows: Breakdown[];
+  /** The breakdown rows this allocation counts in. */
+  cache: Breakdown;
+  gfp: Breakdown;
+  cpu: Breakdown;
+  task: Breakdown;
+  node: Breakdown;
 }
 
 const MAX_TOP = 10;
@@ -171,17 +175,40 @@ export class KmemAccount {
     }
   }
 
-  private readonly tasks = new Map<number, { comm: string; key: string }>();
+  /** Per pid: its comm and its `comm-pid` breakdown row. */
+  private readonly tasks = new Map<number, { comm: string; row: Breakdown }>();
   /** Object size per slab cache, from its allocations: prices unmatched kmem_cache_free. */
   private readonly cacheSizes = new Map<string, number>();
+  /** Rows found by number instead of by a key string made per event. */
+  private readonly kmallocRows = new Map<number, Breakdown>();
+  private readonly cpuRows: Breakdown[] = [];
+  private readonly nodeRows = new Map<number, Breakdown>();
 
-  /** `comm-pid`, made once per task. */
-  private taskKey(comm: string, pid: number): string {
+  /** The `comm-pid` row of a task (a new row when the pid's comm changed). */
+  private taskRow(comm: string, pid: number): Breakdown {
     const t = this.tasks.get(pid);
-    if (t && t.comm === comm) return t.key;
-    const key = `${comm}-${pid}`;
-    this.tasks.set(pid, { comm, key });
-    return key;
+    if (t && t.comm === comm) return t.row;
+    const row = breakdown(this.byComm, `${comm}-${pid}`);
+    this.tasks.set(pid, { comm, row });
+    return row;
+  }
+
+  private cacheRow(ev: KmemEvent): Breakdown {
+    if (ev.cache) return breakdown(this.byCache, ev.cache);
+    const size = sizeClass(ev.alloc);
+    let row = this.kmallocRows.get(size);
+    if (!row) this.kmallocRows.set(size, (row = breakdown(this.byCache, `kmalloc-${size}`)));
+    return row;
+  }
+
+  private cpuRow(cpu: number): Breakdown {
+    return (this.cpuRows[cpu] ??= breakdown(this.byCpu, `cpu${cpu}`));
+  }
+
+  private nodeRow(node: number): Breakdown {
+    let row = this.nodeRows.get(node);
+    if (!row) this.nodeRows.set(node, (row = breakdown(this.byNode, String(node))));
+    return row;
   }
 
   private excluded(ev: KmemEvent): boolean {
@@ -208,22 +235,22 @@ export class KmemAccount {
       else this.liveKeep.push(previous);
     }
     if (ev.cache) this.cacheSizes.set(ev.cache, ev.alloc);
-    const rows = [
-      breakdown(this.byCache, ev.cache || `kmalloc-${sizeClass(ev.alloc)}`),
-      breakdown(this.byGfp, ev.gfp || 'none'),
-      breakdown(this.byCpu, `cpu${ev.cpu}`),
-      breakdown(this.byComm, this.taskKey(ev.comm, ev.pid)),
-      breakdown(this.byNode, String(ev.node)),
-    ];
-    this.live.set(ev.ptr, { site, alloc: ev.alloc, req: ev.req, rows });
+    const l: Live = {
+      site, alloc: ev.alloc, req: ev.req,
+      cache: this.cacheRow(ev),
+      gfp: breakdown(this.byGfp, ev.gfp || 'none'),
+      cpu: this.cpuRow(ev.cpu),
+      task: this.taskRow(ev.comm, ev.pid),
+      node: this.nodeRow(ev.node),
+    };
+    this.live.set(ev.ptr, l);
     site.net += ev.alloc;
     site.netReq += ev.req;
-    for (const b of rows) {
-      b.allocs++;
-      b.total += ev.alloc;
-      b.net += ev.alloc;
-      b.waste += ev.alloc - ev.req;
-    }
+    addTo(l.cache, ev.alloc, ev.req);
+    addTo(l.gfp, ev.alloc, ev.req);
+    addTo(l.cpu, ev.alloc, ev.req);
+    addTo(l.task, ev.alloc, ev.req);
+    addTo(l.node, ev.alloc, ev.req);
   }
 
   /** An allocation goes: by its free (`matched`) or implicitly (a reuse of its address). */
@@ -231,10 +258,11 @@ export class KmemAccount {
     l.site.net -= l.alloc;
     l.site.netReq -= l.req;
     if (matched) l.site.frees++;
-    for (const b of l.rows) {
-      b.net -= l.alloc;
-      b.waste -= l.alloc - l.req;
-    }
+    takeFrom(l.cache, l.alloc, l.req);
+    takeFrom(l.gfp, l.alloc, l.req);
+    takeFrom(l.cpu, l.alloc, l.req);
+    takeFrom(l.task, l.alloc, l.req);
+    takeFrom(l.node, l.alloc, l.req);
   }
 
   private free(ev: KmemEvent): void {
@@ -329,6 +357,20 @@ function count(map: Map<string, { n: number }>, key: string): void {
   else map.set(key, { n: 1 });
 }
 
+/** An allocation of `alloc` bytes (`req` asked for) into a breakdown row. */
+function addTo(b: Breakdown, alloc: number, req: number): void {
+  b.allocs++;
+  b.total += alloc;
+  b.net += alloc;
+  b.waste += alloc - req;
+}
+
+/** …and out of it again, when the allocation goes. */
+function takeFrom(b: Breakdown, alloc: number, req: number): void {
+  b.net -= alloc;
+  b.waste -= alloc - req;
+}
+
 function breakdown(map: Map<string, Breakdown>, key: string): Breakdown {
   let b = map.get(key);
   if (!b) map.set(key, (b = { key, allocs: 0, total: 0, net: 0, waste: 0 }));
@@ -344,6 +386,7 @@ export function sizeClass(bytes: number): number {
   if (bytes <= 8) return 8;
   if (bytes > 64 && bytes <= 96) return 96;
   if (bytes > 128 && bytes <= 192) return 192;
+  if (bytes <= 0x40000000) return 2 ** (32 - Math.clz32(bytes - 1));
   return 2 ** Math.ceil(Math.log2(bytes));
 }
 
