@@ -71,6 +71,12 @@ export interface Breakdown {
   waste: number;
 }
 
+/** A live page allocation: its row and size (one object per row and order, shared). */
+interface PageRun {
+  row: Breakdown;
+  bytes: number;
+}
+
 /** What to do when an allocation comes at an address that is still live. */
 export type DuplicatePolicy = 'free' | 'keep';
 
@@ -84,24 +90,40 @@ export interface AccountOptions {
   only?: 'malloc' | 'cache';
 }
 
-interface Live {
-  site: Site;
-  alloc: number;
-  req: number;
-  /** The breakdown rows this allocation counts in. */
-  cache: Breakdown;
-  gfp: Breakdown;
-  cpu: Breakdown;
-  task: Breakdown;
-  node: Breakdown;
+/**
+ * Live allocations as columns in slots reused through a free list: an allocation makes no
+ * object (a real capture has hundreds of thousands, most short-lived).
+ */
+class LiveSlots {
+  readonly site: Site[] = [];
+  readonly alloc: number[] = [];
+  readonly req: number[] = [];
+  /** The breakdown rows each allocation counts in. */
+  readonly cache: Breakdown[] = [];
+  readonly gfp: Breakdown[] = [];
+  readonly cpu: Breakdown[] = [];
+  readonly task: Breakdown[] = [];
+  readonly node: Breakdown[] = [];
+  private readonly free: number[] = [];
+
+  take(): number {
+    return this.free.length ? this.free.pop()! : this.site.length;
+  }
+
+  give(slot: number): void {
+    this.free.push(slot);
+  }
 }
 
 const MAX_TOP = 10;
 
 export class KmemAccount {
   readonly sites = new Map<string, Site>();
-  private readonly live = new AddressMap<Live>();
-  private readonly liveKeep: Live[] = [];
+  /** Address → slot of its allocation. */
+  private readonly live = new AddressMap<number>();
+  private readonly slots = new LiveSlots();
+  /** Allocations kept live for ever under the `keep` duplicate policy. */
+  private kept = 0;
   readonly options: Required<Pick<AccountOptions, 'duplicates'>> & AccountOptions;
   allocs = 0;
   frees = 0;
@@ -125,7 +147,10 @@ export class KmemAccount {
   readonly byComm = new Map<string, Breakdown>();
   readonly byNode = new Map<string, Breakdown>();
   /** Page allocator: live pages by pfn, totals by migratetype/gfp. */
-  private readonly pages = new AddressMap<{ bytes: number; key: string }>();
+  private readonly pages = new AddressMap<PageRun>();
+  /** Page rows by gfp text, then migratetype; the (row, size) of a page made once. */
+  private readonly pageRows = new Map<string, Map<number, Breakdown>>();
+  private readonly pageRuns = new Map<Breakdown, PageRun[]>();
   pageAllocs = 0;
   pageFrees = 0;
   pageBytes = 0;
@@ -226,43 +251,50 @@ export class KmemAccount {
     site.allocs++;
     site.total += ev.alloc;
     site.totalReq += ev.req;
+    const slots = this.slots;
     const previous = this.live.get(ev.ptr);
-    if (previous) {
+    if (previous !== undefined) {
       this.duplicates++;
       site.reused++;
-      this.duplicateSites.set(previous.site.site, (this.duplicateSites.get(previous.site.site) ?? 0) + 1);
-      if (this.options.duplicates === 'free') this.release(previous, false);
-      else this.liveKeep.push(previous);
+      const was = slots.site[previous]!.site;
+      this.duplicateSites.set(was, (this.duplicateSites.get(was) ?? 0) + 1);
+      if (this.options.duplicates === 'free') {
+        this.release(previous, false);
+        slots.give(previous);
+      } else {
+        this.kept++;
+      }
     }
     if (ev.cache) this.cacheSizes.set(ev.cache, ev.alloc);
-    const l: Live = {
-      site, alloc: ev.alloc, req: ev.req,
-      cache: this.cacheRow(ev),
-      gfp: breakdown(this.byGfp, ev.gfp || 'none'),
-      cpu: this.cpuRow(ev.cpu),
-      task: this.taskRow(ev.comm, ev.pid),
-      node: this.nodeRow(ev.node),
-    };
-    this.live.set(ev.ptr, l);
-    site.net += ev.alloc;
-    site.netReq += ev.req;
-    addTo(l.cache, ev.alloc, ev.req);
-    addTo(l.gfp, ev.alloc, ev.req);
-    addTo(l.cpu, ev.alloc, ev.req);
-    addTo(l.task, ev.alloc, ev.req);
-    addTo(l.node, ev.alloc, ev.req);
+    const slot = slots.take();
+    const { alloc, req } = ev;
+    slots.site[slot] = site;
+    slots.alloc[slot] = alloc;
+    slots.req[slot] = req;
+    addTo((slots.cache[slot] = this.cacheRow(ev)), alloc, req);
+    addTo((slots.gfp[slot] = breakdown(this.byGfp, ev.gfp || 'none')), alloc, req);
+    addTo((slots.cpu[slot] = this.cpuRow(ev.cpu)), alloc, req);
+    addTo((slots.task[slot] = this.taskRow(ev.comm, ev.pid)), alloc, req);
+    addTo((slots.node[slot] = this.nodeRow(ev.node)), alloc, req);
+    this.live.set(ev.ptr, slot);
+    site.net += alloc;
+    site.netReq += req;
   }
 
   /** An allocation goes: by its free (`matched`) or implicitly (a reuse of its address). */
-  private release(l: Live, matched: boolean): void {
-    l.site.net -= l.alloc;
-    l.site.netReq -= l.req;
-    if (matched) l.site.frees++;
-    takeFrom(l.cache, l.alloc, l.req);
-    takeFrom(l.gfp, l.alloc, l.req);
-    takeFrom(l.cpu, l.alloc, l.req);
-    takeFrom(l.task, l.alloc, l.req);
-    takeFrom(l.node, l.alloc, l.req);
+  private release(slot: number, matched: boolean): void {
+    const s = this.slots;
+    const site = s.site[slot]!;
+    const alloc = s.alloc[slot]!;
+    const req = s.req[slot]!;
+    site.net -= alloc;
+    site.netReq -= req;
+    if (matched) site.frees++;
+    takeFrom(s.cache[slot]!, alloc, req);
+    takeFrom(s.gfp[slot]!, alloc, req);
+    takeFrom(s.cpu[slot]!, alloc, req);
+    takeFrom(s.task[slot]!, alloc, req);
+    takeFrom(s.node[slot]!, alloc, req);
   }
 
   private free(ev: KmemEvent): void {
@@ -271,42 +303,48 @@ export class KmemAccount {
       this.nullFrees++;
       return;
     }
-    const l = this.live.delete(ev.ptr);
-    if (!l) {
+    const slot = this.live.delete(ev.ptr);
+    if (slot === undefined) {
       this.unmatchedFrees++;
       count(this.unmatchedSites, ev.site);
       if (ev.cache) count(this.unmatchedCaches, ev.cache);
       return;
     }
-    this.release(l, true);
+    this.release(slot, true);
+    this.slots.give(slot);
   }
 
   private pageAlloc(ev: KmemEvent): void {
     this.pageAllocs++;
-    const bytes = 4096 * 2 ** ev.order;
-    const key = `migratetype=${ev.migratetype} ${ev.gfp || 'none'}`;
-    this.pages.set(ev.ptr, { bytes, key });
-    this.pageBytes += bytes;
-    const b = breakdown(this.pagesBy, key);
-    b.allocs++;
-    b.total += bytes;
-    b.net += bytes;
+    const gfp = ev.gfp || 'none';
+    let byType = this.pageRows.get(gfp);
+    if (!byType) this.pageRows.set(gfp, (byType = new Map()));
+    let row = byType.get(ev.migratetype);
+    if (!row) byType.set(ev.migratetype, (row = breakdown(this.pagesBy, `migratetype=${ev.migratetype} ${gfp}`)));
+    let runs = this.pageRuns.get(row);
+    if (!runs) this.pageRuns.set(row, (runs = []));
+    const run = (runs[ev.order] ??= { row, bytes: 4096 * 2 ** ev.order });
+    this.pages.set(ev.ptr, run);
+    this.pageBytes += run.bytes;
+    row.allocs++;
+    row.total += run.bytes;
+    row.net += run.bytes;
   }
 
   private pageFree(ev: KmemEvent): void {
     this.pageFrees++;
-    const p = this.pages.delete(ev.ptr);
-    if (!p) {
+    const run = this.pages.delete(ev.ptr);
+    if (!run) {
       this.pageUnmatchedFrees++;
       return;
     }
-    this.pageBytes -= p.bytes;
-    this.pagesBy.get(p.key)!.net -= p.bytes;
+    this.pageBytes -= run.bytes;
+    run.row.net -= run.bytes;
   }
 
   /** Live allocations now (under `keep`, the orphans too). */
   get liveCount(): number {
-    return this.live.size + this.liveKeep.length;
+    return this.live.size + this.kept;
   }
 
   get livePages(): number {
