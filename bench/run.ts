@@ -21,6 +21,7 @@ import { traceDatBench } from './tracedat.js';
 import { flightBench } from './flight.js';
 import { kmemBench } from './kmem.js';
 import { probeBench } from './probes.js';
+import { realBench } from './real.js';
 
 interface Row { name: string; nsPerOp: number; note?: string }
 const rows: Row[] = [];
@@ -146,6 +147,7 @@ async function main() {
   const probes = probeBench(quick);
   const kmem = await kmemBench(quick ? 40 : 200);
   const kmemLarge = quick ? null : await kmemBench(600);
+  const real = await realBench();
   const get = (name: string) => rows.find((r) => r.name.startsWith(name))!.nsPerOp;
   const numeric = get('enabled, 3 numeric');
   const clock = get('clock read: nftrace');
@@ -236,11 +238,45 @@ async function main() {
     [`kmem text >= 2 M events/s (${kmemTarget.events} events)`]: kmemTarget.textEventsPerSec >= 2e6,
     [`kmem trace.dat >= 5 M events/s (${kmemTarget.events} events)`]: kmemTarget.datEventsPerSec >= 5e6,
   });
+  if (real.skipped) console.log(`\nreal kernel recordings: skipped (${real.skipped})`);
+  if (real.report) {
+    const r = real.report;
+    const mb = (t: { maxRssMB: number | null }) => (t.maxRssMB === null ? 'n/a' : `${t.maxRssMB.toFixed(0)} MB`);
+    console.log(`\nreport on a real kmem recording (bench/capture-kmem.sh: ${r.events} events, ${r.datMB.toFixed(1)} MB v7 zstd; each run a process of its own, best of 3)\n`);
+    console.log('| output | trace-cmd report -N | nftrace report -N | ratio | peak RSS (trace-cmd / ours) |');
+    console.log('|---|---:|---:|---:|---|');
+    for (const [name, key] of [['file', 'file'], ['/dev/null', 'devnull']] as const) {
+      console.log(`| ${name} | ${r.traceCmd[key].seconds.toFixed(2)} s | ${r.ours[key].seconds.toFixed(2)} s | ${(r.traceCmd[key].seconds / r.ours[key].seconds).toFixed(2)}x | ${mb(r.traceCmd[key])} / ${mb(r.ours[key])} |`);
+    }
+    console.log(`lines differing: ${r.differing}, of them libtraceevent's documented misreadings: ${r.documented}${r.firstUndocumented ? `\nfirst other difference: ${r.firstUndocumented}` : ''}`);
+    Object.assign(checks, {
+      'report -N into a file >= 3x faster than trace-cmd report -N': r.traceCmd.file.seconds / r.ours.file.seconds >= 3,
+      'report -N into /dev/null >= 3x faster than trace-cmd report -N': r.traceCmd.devnull.seconds / r.ours.devnull.seconds >= 3,
+      'report -N output identical to trace-cmd (documented differences aside)': r.differing === r.documented,
+    });
+  } else if (real.reportSkipped) {
+    console.log(`\nreport vs trace-cmd on a real recording: skipped (${real.reportSkipped})`);
+  }
+  if (real.kmem) {
+    const k = real.kmem;
+    console.log('\nnftrace kmem on the real capture (each run a process of its own, best of 3; time from open to account)\n');
+    console.log('| input | events | events/s | peak RSS | vs naive readline + regex |');
+    console.log('|---|---:|---:|---:|---:|');
+    console.log(`| ftrace text | ${k.textEvents} | ${(k.textEventsPerSec / 1e6).toFixed(2)} M | ${k.textMaxRssMB.toFixed(0)} MB | ${(k.textEventsPerSec / k.naiveEventsPerSec).toFixed(1)}x |`);
+    console.log(`| trace.dat v7 zstd (as recorded) | ${k.datEvents} | ${(k.datEventsPerSec / 1e6).toFixed(2)} M | ${k.datMaxRssMB.toFixed(0)} MB | |`);
+    console.log(`| trace.dat v6 (same events, uncompressed) | ${k.datEvents} | ${(k.dat6EventsPerSec / 1e6).toFixed(2)} M | | |`);
+    console.log(`| naive readline + regex over the text | | ${(k.naiveEventsPerSec / 1e6).toFixed(2)} M | | 1.0x |`);
+    Object.assign(checks, {
+      'kmem real text >= 2 M events/s': k.textEventsPerSec >= 2e6,
+      'kmem real trace.dat (v6) >= 5 M events/s': k.dat6EventsPerSec >= 5e6,
+      'kmem real text >= 6x the naive pass': k.textEventsPerSec >= 6 * k.naiveEventsPerSec,
+    });
+  }
   for (const [k, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'MISS'}  ${k}`);
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const out = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, probes, kmem: { small: kmem, large: kmemLarge }, checks, sink }, null, 2));
+  writeFileSync(out, JSON.stringify({ node: process.version, quick, rows, workers: { one: w1, two: w2 }, heap, traceDat: dat, controlTree: tree, flight, probes, kmem: { small: kmem, large: kmemLarge }, real, checks, sink }, null, 2));
   console.log(`\nsaved ${out}`);
 }
 

@@ -32,7 +32,12 @@ export async function runReport(args: ReportArgs, out: Writable): Promise<void> 
     out.write(statReport(events.dat));
     return;
   }
-  await writeChunks(out, report(events, { plugins: args.plugins, raw: args.raw, nanoseconds: args.nanoseconds, latency: args.latency, cpus: args.cpus, eventNames: args.events }));
+  const chunks = report(events, { plugins: args.plugins, raw: args.raw, nanoseconds: args.nanoseconds, latency: args.latency, cpus: args.cpus, eventNames: args.events });
+  for (let step = chunks.next(); !step.done;) {
+    if (!out.write(step.value)) await once(out, 'drain');
+    // Written already (a file or pipe is written synchronously): its buffer can take the next chunk.
+    step = chunks.next(out.writableLength === 0);
+  }
   const lost = events.losses.filter((l) => l.pagesWithMisses > 0);
   for (const l of lost) process.stderr.write(`${l.buffer || 'top'} cpu${l.cpu}: ${l.pagesWithMisses} pages after lost events, ${l.missed} events known lost\n`);
   for (const e of events.formatErrors) process.stderr.write(`format not read: ${e}\n`);

@@ -167,11 +167,24 @@ export class ByteSink {
     return decoder.decode(this.buf.subarray(mark, this.pos));
   }
 
+  /** The bytes written so far, as a view of the sink's buffer. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /**
+   * Start again from empty: on a new buffer while a view() handed out is still in use
+   * (queued in a stream), on the same one once it is not (written, copied).
+   */
+  restart(viewStillUsed: boolean): void {
+    if (viewStillUsed) this.buf = new Uint8Array(this.buf.length); // plain Uint8Array always: one shape for the JIT
+    this.pos = 0;
+  }
+
   /** The bytes written so far, handed over; the sink starts again on a new buffer. */
   take(): Uint8Array {
-    const out = this.buf.subarray(0, this.pos);
-    this.buf = new Uint8Array(this.buf.length); // a plain Uint8Array always: one shape for the JIT
-    this.pos = 0;
+    const out = this.view();
+    this.restart(true);
     return out;
   }
 }

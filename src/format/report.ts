@@ -260,9 +260,11 @@ export type FullReportOptions = ReportOptions & { cpus?: number[]; eventNames?: 
 
 /**
  * The whole report (first line `cpus=N`) as UTF-8 text in chunks of whole lines, each at
- * least 64 KiB but the last.
+ * least 64 KiB but the last. A consumer that is done with a chunk when it asks for the next
+ * one (written synchronously) says so with `next(true)`: the buffer is then reused instead of
+ * a new one made per chunk.
  */
-export function* report(events: TraceDatEvents, options: FullReportOptions = {}): Generator<Uint8Array> {
+export function* report(events: TraceDatEvents, options: FullReportOptions = {}): Generator<Uint8Array, void, boolean | undefined> {
   const cache = lineCache(events);
   const sink = new ByteSink(CHUNK_BYTES * 2);
   sink.text(`cpus=${events.dat.cpuCount}\n`);
@@ -271,9 +273,11 @@ export function* report(events: TraceDatEvents, options: FullReportOptions = {})
   for (let r = merge.next(); r; r = merge.next()) {
     if (wanted && !(r.event && (wanted.has(r.event.name) || wanted.has(`${r.event.system}:${r.event.name}`) || wanted.has(r.event.system)))) continue;
     reportLineTo(sink, cache, r, options);
-    if (sink.pos >= CHUNK_BYTES) yield sink.take();
+    if (sink.pos < CHUNK_BYTES) continue;
+    const consumed = yield sink.view();
+    sink.restart(consumed !== true);
   }
-  if (sink.pos) yield sink.take();
+  if (sink.pos) yield sink.view();
 }
 
 /** The whole report as one string: for small files (the demo, tests). */
