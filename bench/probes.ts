@@ -12,6 +12,10 @@ import { Tracer } from '../src/index.js';
 export interface ProbeFigures {
   plainNs: number;
   probedOffNs: number;
+  /** Disarmed again, at the call site that ran while the probe was armed. */
+  disarmedSeenNs: number;
+  /** Disarmed again, at a call site that never called the wrapper. */
+  disarmedFreshNs: number;
   entryNs: number;
   returnNs: number;
   histNs: number;
@@ -52,6 +56,13 @@ export function probeBench(quick: boolean): ProbeFigures {
     tracer.write('events/bench/add/enable', '1');
     const entryNs = time(call, n);
     tracer.write('events/bench/add/enable', '0');
+    // The original is back in the property; what a call costs now depends on whether the call
+    // site saw the wrapper (its call feedback keeps both targets) or not.
+    const disarmedSeenNs = time(call, n);
+    const fresh = (k: number) => {
+      for (let i = 0; i < k; i++) sink += lib.add(i, 2);
+    };
+    const disarmedFreshNs = time(fresh, n);
     tracer.append('dynamic_events', '-:bench/add');
     tracer.append('dynamic_events', `f:bench/add_ret ${file}:add%return r=$retval:s64`);
     tracer.write('events/bench/add_ret/enable', '1');
@@ -66,7 +77,7 @@ export function probeBench(quick: boolean): ProbeFigures {
     const eventOffNs = time(emit, n);
     tracer.write('events/bench/kv/trigger', 'hist:keys=k:vals=v');
     const histEventNs = time(emit, n);
-    return { plainNs, probedOffNs, entryNs, returnNs, histNs, histEventNs, eventOffNs };
+    return { plainNs, probedOffNs, disarmedSeenNs, disarmedFreshNs, entryNs, returnNs, histNs, histEventNs, eventOffNs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
     void sink;

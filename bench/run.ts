@@ -213,7 +213,7 @@ async function main() {
   console.log('\nfunction probes (dynamic_events): ns per call of exports.add(a, b)\n');
   console.log('| case | ns/call | over the plain call |');
   console.log('|---|---:|---:|');
-  for (const [name, ns] of [['plain function', probes.plainNs], ['probe defined, event off (original in place)', probes.probedOffNs], ['entry probe, 2 s32 args, recorded', probes.entryNs], ['return probe, $retval, recorded', probes.returnNs], ['return probe feeding a hist trigger (not recorded)', probes.histNs]] as const) {
+  for (const [name, ns] of [['plain function', probes.plainNs], ['probe defined, never armed (original in place)', probes.probedOffNs], ['armed, then disarmed: a call site that ran while armed', probes.disarmedSeenNs], ['armed, then disarmed: a call site that never saw the wrapper', probes.disarmedFreshNs], ['entry probe, 2 s32 args, recorded', probes.entryNs], ['return probe, $retval, recorded', probes.returnNs], ['return probe feeding a hist trigger (not recorded)', probes.histNs]] as const) {
     const over = ns - probes.plainNs;
     console.log(`| ${name} | ${ns.toFixed(1)} | ${over < 0 ? '' : '+'}${over.toFixed(1)} |`);
   }
@@ -221,6 +221,7 @@ async function main() {
   const clockNs = get('clock read: nftrace monoNow()');
   Object.assign(checks, {
     'probe with its event off <= 2 ns over the plain call': probes.probedOffNs - probes.plainNs <= 2,
+    'disarmed probe, at a call site that never saw the wrapper, <= 2 ns over the plain call': probes.disarmedFreshNs - probes.plainNs <= 2,
     'entry probe, 2 numeric args <= clock + 30 ns over the plain call': probes.entryNs - probes.plainNs <= clockNs + 30,
     'hist trigger, 1 key + 1 val <= 40 ns per event': probes.histEventNs - probes.eventOffNs <= 40,
   });
