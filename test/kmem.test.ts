@@ -113,6 +113,17 @@ test('hand-checked account: totals, waste, net, unmatched frees, kfree(NULL), re
   ]);
 });
 
+test('by task: comm-PID, also with a record-tgid column; the comm alone when the pid is unknown', () => {
+  const fields = 'call_site=foo+0x10/0x40 ptr=00000000000000a1 bytes_req=100 bytes_alloc=128 gfp_flags=GFP_KERNEL node=-1 accounted=false';
+  const trace = [
+    `            bash-3271    (   3271) [000] ..... 1.000001: kmalloc: ${fields}`,
+    `            find-42      [001] ..... 1.000002: kmalloc: ${fields.replace('a1', 'a2')}`,
+    `           <...>-x       [001] ..... 1.000003: kmalloc: ${fields.replace('a1', 'a3')}`,
+  ].join('\n');
+  const { acc } = account(trace);
+  assert.deepEqual([...acc.byComm.keys()].sort(), ['<...>', 'bash-3271', 'find-42']);
+});
+
 test('bad input is counted with line numbers and the run goes on', () => {
   const trace = [
     LINE(0, '1.000001', 'kmalloc', 'call_site=foo+0x10/0x40 ptr=00000000000000a1 bytes_req=100 bytes_alloc=128 gfp_flags=GFP_KERNEL node=-1'),

@@ -209,11 +209,11 @@ export class KmemAccount {
   private readonly cpuRows: Breakdown[] = [];
   private readonly nodeRows = new Map<number, Breakdown>();
 
-  /** The `comm-pid` row of a task (a new row when the pid's comm changed). */
+  /** The `comm-pid` row of a task (a new row when the pid's comm changed); the comm alone when the pid is unknown. */
   private taskRow(comm: string, pid: number): Breakdown {
     const t = this.tasks.get(pid);
     if (t && t.comm === comm) return t.row;
-    const row = breakdown(this.byComm, `${comm}-${pid}`);
+    const row = breakdown(this.byComm, pid < 0 ? comm : `${comm}-${pid}`);
     this.tasks.set(pid, { comm, row });
     return row;
   }

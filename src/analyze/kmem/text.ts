@@ -145,7 +145,10 @@ export class KmemTextParser {
       if (prefix >= 0 && prefix < dash) commStart = prefix + 2;
       while (text.charCodeAt(commStart) === 32) commStart++;
       ev.comm = this.strings.get(text, commStart, dash);
-      ev.pid = digits(text, dash + 1, open);
+      // The pid runs to the first space: a record-tgid column (`(   3271)`) may follow it.
+      let pidEnd = dash + 1;
+      while (pidEnd < open && text.charCodeAt(pidEnd) !== 32) pidEnd++;
+      ev.pid = digits(text, dash + 1, pidEnd);
     }
     p.events++;
     this.onEvent(ev);
