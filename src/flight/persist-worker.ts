@@ -17,6 +17,8 @@ import type { PersistMessage } from './persist.js';
 interface Mirror {
   region: PersistRegion;
   regionIndex: number;
+  /** The ring's identity (MirroredRing.id). */
+  ring: number;
   view: RingView;
   /** Counter of the next complete page to write; -1 before the first look. */
   next: number;
@@ -104,7 +106,7 @@ parentPort!.on('message', (msg: PersistMessage) => {
   const next = new Map<number, Mirror>();
   for (const ring of msg.rings) {
     const old = mirrors.get(ring.region);
-    if (old && old.view.sab === ring.sab) {
+    if (old && old.ring === ring.id) {
       old.region = msg.regions[ring.region]!;
       next.set(ring.region, old);
       continue;
@@ -116,6 +118,7 @@ parentPort!.on('message', (msg: PersistMessage) => {
     next.set(ring.region, {
       region: msg.regions[ring.region]!,
       regionIndex: ring.region,
+      ring: ring.id,
       view,
       next: span ? span.tail : -1,
       pageNo: old ? old.pageNo + 1 : 0,

@@ -18,6 +18,12 @@ import {
 export interface MirroredRing {
   region: number;
   sab: SharedArrayBuffer;
+  /**
+   * The ring's identity, stable across messages. Not the SAB: each message hands the worker a
+   * new SharedArrayBuffer object for the same memory, so comparing those would take every ring
+   * for a replaced one and skip the pages written since the last look.
+   */
+  id: number;
 }
 
 export type PersistMessage =
@@ -80,7 +86,7 @@ export class Persister {
         this.dataEnd += (slots + 1) * slotSize(view.subbuf);
         index = this.regions.push(region) - 1;
       }
-      return { region: index, sab: view.sab };
+      return { region: index, sab: view.sab, id: ringId(view.sab) };
     });
     const top = tracer.instance();
     const formats = tracer.eventFormats();
