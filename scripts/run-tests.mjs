@@ -14,6 +14,10 @@ function find(dir, out = []) {
 }
 
 const files = [...find('dist/src'), ...find('dist/test')].sort();
-const args = ['--test', ...process.argv.slice(2), ...files];
+// No test may hang: each gets a deadline (the slowest take under a minute on 2 cores).
+// --test-timeout came with Node 20.11; before it, the waits in test/helpers/wait.ts still time out.
+const [major, minor] = process.versions.node.split('.').map(Number);
+const timeout = major > 20 || (major === 20 && minor >= 11) ? ['--test-timeout=300000'] : [];
+const args = ['--test', ...timeout, ...process.argv.slice(2), ...files];
 const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(result.status ?? 1);

@@ -6,24 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { Tracer } from '../src/index.js';
-
-function needFuse(t: TestContext): boolean {
-  const path = (process.env.PATH ?? '').split(':');
-  const why = !existsSync('/dev/fuse') ? 'no /dev/fuse'
-    : !path.some((d) => existsSync(join(d, 'fusermount'))) ? 'no fusermount (apt-get install -y fuse libfuse2)'
-      : '';
-  if (!why) return true;
-  if (process.env.CI === 'true') throw new Error(`CI=true but FUSE is unavailable: ${why}`);
-  t.skip(why);
-  return false;
-}
+import { needFuse } from './helpers/tracefs.js';
+import { exited, output } from './helpers/wait.js';
 
 /** Run a bash script in `cwd`; resolves with stdout+stderr and the exit code. */
 function sh(cwd: string, script: string): Promise<{ out: string; code: number }> {
@@ -196,6 +186,31 @@ test('FUSE: find and ls -R terminate; directory inode numbers are unique, files 
   });
 });
 
+test('FUSE: a trace_marker write longer than a sub-buffer is split as the kernel splits it (00basic/trace_marker.tc)', async (t) => {
+  if (!needFuse(t)) return;
+  await withMount(async (dir) => {
+    // 4,077 characters and a newline: the kernel takes 4,054 bytes, returns that count, and the
+    // shell writes the other 24 as a second event.
+    const r = await sh(dir, 'echo > trace; printf "a%.0s" $(seq 4077) > /tmp/nftrace-marker-$$; echo $(cat /tmp/nftrace-marker-$$) > trace_marker; rm /tmp/nftrace-marker-$$; grep -v "^#" trace | sed "s/.*tracing_mark_write: //" | awk "{ print length(\\$0) }"');
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.out, '4054\n23\n', 'two print events: 4,054 bytes, then the last 23 characters and the newline');
+  });
+});
+
+test('FUSE unavailable: a mount fails at once, naming what is missing and the packages', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nftrace-nofuse-'));
+  try {
+    const index = new URL('../src/index.js', import.meta.url).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { Tracer } from '${index}'; await new Tracer().mount(${JSON.stringify(dir)});`], {
+      encoding: 'utf8', timeout: 30_000, env: { ...process.env, PATH: '/nonexistent' },
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /fusermount is not installed \(apt-get install -y fuse libfuse2\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('FUSE: a process killed with its mount leaves no stale mount behind', async (t) => {
   if (!needFuse(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'nftrace-mnt-'));
@@ -204,10 +219,10 @@ test('FUSE: a process killed with its mount leaves no stale mount behind', async
     const child = spawn(process.execPath, ['--input-type=module', '-e',
       `import { Tracer } from '${index}'; await new Tracer().mount(${JSON.stringify(dir)}); console.log('mounted'); setInterval(() => {}, 1000);`,
     ], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await output(child, child.stdout, (text) => text.includes('mounted'));
     assert.ok(mounted(dir));
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await exited(child);
     for (let i = 0; i < 50 && mounted(dir); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(mounted(dir), false);
   } finally {

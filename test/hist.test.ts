@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tracer, TraceDatEvents, readTraceDatFile } from '../src/index.js';
 import type { TraceError } from '../src/errno.js';
+import { message } from './helpers/wait.js';
 
 function setup() {
   const tracer = new Tracer({ env: {} });
@@ -229,7 +230,7 @@ test('worker threads count into the same table', async () => {
         parentPort.postMessage('done');
       });`;
     const w = new Worker(src, { eval: true, workerData: { handle }, transferList });
-    return new Promise((r) => w.once('message', () => r(w.terminate())));
+    return message(w).then(() => w.terminate());
   });
   for (let i = 0; i < 100; i++) req.emit({ route: '/', status: 200, bytes: 1, delta: 0 });
   await Promise.all(workers);

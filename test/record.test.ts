@@ -4,21 +4,23 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needKernel } from './helpers/tracefs.js';
+import { exited, output } from './helpers/wait.js';
 import { needTraceCmd, traceCmd } from './helpers/trace-cmd.js';
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
 
 function nftrace(args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 120_000 });
 }
 
-function leftovers(root: string): string[] {
-  return readdirSync(join(root, 'instances')).filter((n) => n.startsWith('nftrace-record-'));
+/** The instance a recorder of ours left behind (another recording on the machine is not ours to judge). */
+function leftovers(root: string, pid: number | undefined): string[] {
+  return readdirSync(join(root, 'instances')).filter((n) => n === `nftrace-record-${pid}`);
 }
 
 function withDir<T>(fn: (dir: string) => T): T {
@@ -54,7 +56,7 @@ test('record a command on the live kernel: trace-cmd reads the file, our report 
       assert.match(r.stdout, /^ *all +\d+ +\d+ +\d+ +0 +0 +0 +0$/m, 'nothing lost in a short recording');
       assert.match(r.stdout, /wrote .* MB, \d+ event types\)/);
       assert.equal((statSync(file).mode & 0o777).toString(8), '600');
-      assert.deepEqual(leftovers(root), []);
+      assert.deepEqual(leftovers(root, r.pid), []);
       const stat = traceCmd(['report', '--stat', '-i', file]);
       assert.match(stat, /CPU: 0\nentries: 0\n/, 'the kernel buffer was drained: no entries left behind');
       sameReports(file);
@@ -120,13 +122,13 @@ test('record until Ctrl-C: SIGINT ends the recording cleanly and the file is wri
     child.stderr.on('data', (d) => (stderr += d));
     child.stdout.on('data', (d) => (stdout += d));
     // Wait for the banner, so the signal arrives while recording.
-    while (!stderr.includes('press Ctrl-C to stop')) await new Promise((r) => setTimeout(r, 20));
+    await output(child, child.stderr, (text) => text.includes('press Ctrl-C to stop'));
     await new Promise((r) => setTimeout(r, 300));
     child.kill('SIGINT');
-    const code = await new Promise((r) => child.on('exit', r));
+    const code = await exited(child);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /wrote /);
-    assert.deepEqual(leftovers(root), []);
+    assert.deepEqual(leftovers(root, child.pid), []);
     assert.ok(traceCmd(['report', '-i', file]).includes('sched_switch:'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -184,17 +186,10 @@ test('record -P: a Node process\'s buffers beside the kernel\'s CPUs in one trac
   `], { stdio: ['ignore', 'pipe', 'inherit'] });
   const dir = mkdtempSync(join(tmpdir(), 'nftrace-record-'));
   try {
-    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    await output(child, child.stdout!, (text) => text.includes('ready'));
     const file = join(dir, 'both.dat');
-    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const rec = spawn(process.execPath, [CLI, 'record', '-P', String(child.pid), '-e', 'sched:sched_switch', '--duration', '1', '-o', file]);
-      let out = '';
-      let err = '';
-      rec.stdout.on('data', (d) => (out += d));
-      rec.stderr.on('data', (d) => (err += d));
-      rec.on('exit', (code) => resolve({ code, out, err }));
-    });
-    assert.equal(r.code, 0, r.err);
+    const r = spawnSync(process.execPath, [CLI, 'record', '-P', String(child.pid), '-e', 'sched:sched_switch', '--duration', '1', '-o', file], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
     const text = traceCmd(['report', '-i', file]);
     const nodeLines = text.split('\n').filter((l) => l.startsWith(`node-${child.pid}: `));
     assert.ok(nodeLines.length >= 50, `node events: ${nodeLines.length}`);
@@ -204,9 +199,7 @@ test('record -P: a Node process\'s buffers beside the kernel\'s CPUs in one trac
     const stamps = text.split('\n').slice(1).filter(Boolean).map((l) => Number(/ (\d+\.\d+): /.exec(l)![1]));
     assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
     sameReports(file);
-    const clock = await new Promise<string>((resolve) => {
-      execFile(process.execPath, [CLI, 'ctl', String(child.pid), 'trace_clock'], (_e, out) => resolve(out));
-    });
+    const clock = spawnSync(process.execPath, [CLI, 'ctl', String(child.pid), 'trace_clock'], { encoding: 'utf8', timeout: 10_000 }).stdout;
     assert.match(clock, /\[local\]/, 'the process\'s clock is put back');
     // The process alone, no kernel events.
     const alone = join(dir, 'alone.dat');

@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { TraceDatEvents, Tracer, readTraceDatFile } from '../src/index.js';
 import { reportText } from '../src/format/report.js';
 import type { TraceError } from '../src/errno.js';
+import { message } from './helpers/wait.js';
 
 function setup() {
   const tracer = new Tracer({ env: {} });
@@ -125,7 +126,7 @@ test('a worker\'s events are swapped with the main thread\'s, and a snapshot sav
       parentPort.postMessage('ready');
     });`;
   const worker = new Worker(src, { eval: true, workerData: { handle }, transferList });
-  const next = () => new Promise((r) => worker.once('message', r));
+  const next = () => message(worker);
   await next();
   emit(1);
   worker.postMessage(100);

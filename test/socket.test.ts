@@ -4,10 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { socketPath } from '../src/tracefs/socket.js';
+import { needFuse } from './helpers/tracefs.js';
+import { exited, output } from './helpers/wait.js';
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
 const INDEX = new URL('../src/index.js', import.meta.url).href;
@@ -24,7 +26,7 @@ async function traced(): Promise<ChildProcess> {
     setInterval(() => request.emit({ status: 200 + (n++ % 3) }), 50);
     console.log('ready');
   `], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  await output(child, child.stdout!, (text) => text.includes('ready'));
   return child;
 }
 
@@ -85,21 +87,13 @@ test('ctl, cat and ls drive another process with the kernel\'s errnos; the socke
 });
 
 test('nftrace mount PID DIR: another process\'s tree through FUSE, served over its socket', async (t) => {
-  if (!existsSync('/dev/fuse')) {
-    if (process.env.CI === 'true') throw new Error('CI=true but /dev/fuse is missing');
-    t.skip('no /dev/fuse');
-    return;
-  }
+  if (!needFuse(t)) return;
   const child = await traced();
   const dir = mkdtempSync(join(tmpdir(), 'nftrace-pidmnt-'));
   const mount = spawn(process.execPath, [CLI, 'mount', String(child.pid), dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    let said = '';
-    await new Promise<void>((resolve, reject) => {
-      mount.stderr!.on('data', (d: Buffer) => ((said += d.toString()), said.includes('mounted') && resolve()));
-      // A mount that fails must fail the test, not hang it.
-      mount.once('exit', (code) => reject(new Error(`nftrace mount exited (${code}): ${said}`)));
-    });
+    // A mount that fails must fail the test, not hang it.
+    await output(mount, mount.stderr!, (text) => text.includes('mounted'));
     const sh = (script: string) => new Promise<string>((resolve) => {
       execFile('bash', ['-c', script], { cwd: dir, timeout: 10_000 }, (_e, out, err) => resolve(out + err));
     });
@@ -109,7 +103,7 @@ test('nftrace mount PID DIR: another process\'s tree through FUSE, served over i
     assert.match(await sh('timeout -s INT 1 cat trace_pipe'), /request: status=20[012]\n/);
   } finally {
     mount.kill('SIGINT');
-    const code = await new Promise((r) => mount.once('exit', r));
+    const code = await exited(mount);
     child.kill();
     assert.equal(code, 0, 'Ctrl-C unmounts and ends nftrace mount');
     assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(dir));

@@ -12,6 +12,7 @@ import { Tracer } from '../src/index.js';
 import { RingConsumer, copyPageImage, pageSpan } from '../src/ring/reader.js';
 import { forEachEvent } from '../src/ring/ring.js';
 import { COMMIT_SIZE_MASK } from '../src/ring/layout.js';
+import { message } from './helpers/wait.js';
 
 const WORKER = fileURLToPath(new URL('./helpers/stress-worker.js', import.meta.url));
 
@@ -34,6 +35,7 @@ async function run(overwrite: boolean, workers: number, count: number, bufferKb:
   const finished = threads.map((t) => new Promise<void>((resolve, reject) => {
     t.worker.on('message', (m) => m === 'done' && resolve());
     t.worker.on('error', reject);
+    t.worker.on('exit', (code) => reject(new Error(`writer worker exited (${code}) before it was done`)));
   }));
   let done = false;
   void Promise.all(finished).then(() => (done = true));
@@ -104,8 +106,8 @@ test('page copies taken while a worker writes the page decode cleanly (the copy\
   tracer.write('events/stress/enable', '1');
   const { handle, transferList } = tracer.threadHandle('copier');
   const worker = new Worker(WORKER, { workerData: { handle, count: 3_000_000, worker: 0 }, transferList });
-  await new Promise((r) => worker.once('message', r));
-  const done = new Promise((r) => worker.once('message', r));
+  await message(worker);
+  const done = message(worker, 120_000);
   let finished = false;
   void done.then(() => (finished = true));
   const view = () => tracer.instance().ring(1);

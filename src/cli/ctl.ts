@@ -30,11 +30,26 @@ export async function runCtl(pid: string | undefined, path: string | undefined, 
   await withClient(pid, async (c) => {
     try {
       if (value === undefined) out(String(await c.request('read', path)));
-      else await c.request(append ? 'append' : 'write', path, { data: `${value}\n` });
+      else await writeAll(c, path, `${value}\n`, append);
     } catch (err) {
       throw failed(path, err);
     }
   });
+}
+
+/**
+ * Write as `echo` does: a file that takes fewer bytes than it was sent (trace_marker cuts text
+ * to what fits a sub-buffer) gets the rest in further writes, as the kernel's files do.
+ */
+async function writeAll(c: ControlClient, path: string, text: string, append: boolean): Promise<void> {
+  let data = Buffer.from(text, 'utf8');
+  let op: 'write' | 'append' = append ? 'append' : 'write';
+  for (;;) {
+    const n = await c.request(op, path, { data: data.toString('utf8') });
+    if (typeof n !== 'number' || n <= 0 || n >= data.length) return;
+    data = data.subarray(n);
+    op = 'append';
+  }
 }
 
 /** `nftrace cat PID PATH`: trace_pipe streams until interrupted; other files print once. */

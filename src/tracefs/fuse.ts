@@ -11,7 +11,8 @@
  * - Never call the mount synchronously from this process: the request would wait for the very
  *   thread that is blocked making it.
  */
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { join, resolve } from 'node:path';
 import { ERRNO } from '../errno.js';
 import type { FuseStat } from 'fuse-native';
@@ -124,6 +125,33 @@ interface Handle {
   released: boolean;
 }
 
+/** How long libfuse may take to mount before we say so instead of waiting on. */
+const MOUNT_DEADLINE_MS = 15_000;
+
+const FUSE_PACKAGES = 'apt-get install -y fuse libfuse2';
+
+/**
+ * What this machine lacks for a FUSE mount, said plainly: the device, and the fusermount helper
+ * that libfuse runs to mount and to unmount when this process dies.
+ */
+export function fuseMissing(env: NodeJS.ProcessEnv = process.env): string | null {
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch (err) {
+    return `/dev/fuse is ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing (no FUSE in this kernel or container)' : 'not accessible'}`;
+  }
+  const dirs = (env.PATH ?? '/usr/bin:/bin').split(delimiter).filter(Boolean);
+  const found = dirs.some((d) => ['fusermount', 'fusermount3'].some((name) => {
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }));
+  return found ? null : `fusermount is not installed (${FUSE_PACKAGES})`;
+}
+
 export async function mountSource(source: MountSource, mountDir: string): Promise<Mount> {
   const dir = resolve(mountDir);
   let isDir = false;
@@ -133,11 +161,13 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
     throw Object.assign(new Error(`${dir}: no such directory to mount on`), { code: 'ENOENT' });
   }
   if (!isDir) throw Object.assign(new Error(`${dir}: not a directory`), { code: 'ENOTDIR' });
+  const missing = fuseMissing();
+  if (missing) throw Object.assign(new Error(`cannot mount ${dir} through FUSE: ${missing}`), { code: 'ENODEV' });
   let Fuse: typeof import('fuse-native').default;
   try {
     Fuse = (await import('fuse-native')).default;
   } catch (err) {
-    throw new Error(`FUSE is not available (npm fuse-native, and apt-get install -y libfuse2 fuse): ${(err as Error).message}`);
+    throw new Error(`FUSE is not available (npm fuse-native, and ${FUSE_PACKAGES}): ${(err as Error).message}`);
   }
   const rel = (path: string) => path.replace(/^\/+/, '');
   const handles = new Map<number, Handle>();
@@ -231,7 +261,11 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
       const h = handles.get(fd);
       if (!h) return cb(-ERRNO.EBADF);
       const data = buf.toString('utf8', 0, len);
-      Promise.resolve().then(() => h.file.write(data)).then(() => cb(len), (err: unknown) => cb(errnoOf(err)));
+      // A file that takes fewer bytes than it was given (trace_marker cuts text to what fits a
+      // sub-buffer) says so with a short count, and the writer sends the rest, as with the
+      // kernel's files. Only where the text maps back to the bytes one for one (valid UTF-8).
+      const short = (n: unknown) => typeof n === 'number' && n >= 0 && n < len && Buffer.byteLength(data) === len;
+      Promise.resolve().then(() => h.file.write(data)).then((n) => cb(short(n) ? (n as number) : len), (err: unknown) => cb(errnoOf(err)));
     },
     truncate(path, size, cb) {
       answer(cb, () => (size === 0 ? source.truncate(rel(path)) : source.stat(rel(path))));
@@ -279,7 +313,14 @@ export async function mountSource(source: MountSource, mountDir: string): Promis
     // ours, and nothing is cached (instances come and go through the API too).
     fsname: 'nftrace,direct_io,use_ino,attr_timeout=0,entry_timeout=0,negative_timeout=0',
   });
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`FUSE did not mount ${dir} within ${MOUNT_DEADLINE_MS / 1000} s`)), MOUNT_DEADLINE_MS);
+    fuse.mount((err) => {
+      clearTimeout(deadline);
+      if (err) reject(new Error(`FUSE could not mount ${dir}: ${err.message}`));
+      else resolve();
+    });
+  });
   let mounted = true;
   return {
     dir,

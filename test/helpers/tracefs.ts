@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { findTracefs } from '../../src/kernel/tracefs.js';
+import { fuseMissing } from '../../src/tracefs/fuse.js';
 
 let cached: { dir: string | null; why: string } | undefined;
 
@@ -39,4 +40,13 @@ export function withKernelInstance<T>(root: string, fn: (dir: string) => T): T {
   } finally {
     rmdirSync(dir);
   }
+}
+
+/** Skip (or, under CI=true, fail) when FUSE cannot mount here; says what is missing. */
+export function needFuse(t: TestContext): boolean {
+  const why = fuseMissing();
+  if (!why) return true;
+  if (process.env.CI === 'true') throw new Error(`CI=true but FUSE is unavailable: ${why}`);
+  t.skip(why);
+  return false;
 }
