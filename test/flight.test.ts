@@ -140,7 +140,7 @@ test('persist: after SIGKILL, abort() and heap exhaustion, recover gets every co
   }
 });
 
-test('persist: the window lost at a sudden SIGKILL is short (measured, printed)', async (t) => {
+test('persist: at a sudden SIGKILL mid-burst, what comes back is in order, and every hole is one recover reports', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nftrace-window-'));
   try {
     const persist = join(dir, 'w.persist');
@@ -148,19 +148,27 @@ test('persist: the window lost at a sudden SIGKILL is short (measured, printed)'
     assert.equal(child.signal, 'SIGKILL');
     const death = Number(child.stdout.trim());
     const out = join(dir, 'w.dat');
-    const r = spawnSync(process.execPath, [CLI, 'recover', persist, '-o', out], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'recover', persist, '-o', out], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     const events = new TraceDatEvents(await readTraceDatFile(out));
     let last = 0;
-    let count = 0;
-    for (const rec of events.records({ buffers: [''] })) {
+    const main: number[] = [];
+    for (const rec of events.records({ buffers: [''], cpus: [0] })) {
       last = Math.max(last, rec.ts);
-      count++;
+      if (rec.event?.name === 'tick') main.push(Number(rec.event.value(rec, rec.event.field('n')!)));
     }
-    const windowMs = (death - last) / 1e6;
-    t.diagnostic(`events recovered ${count}; newest recovered event ${windowMs.toFixed(2)} ms before death`);
-    assert.ok(count > EVENTS, 'events of the burst were mirrored');
-    assert.ok(windowMs >= 0);
+    // How far behind death the mirror was is a figure for the bench (bench/flight.ts), not a test.
+    t.diagnostic(`events recovered ${main.length}; newest ${((death - last) / 1e6).toFixed(2)} ms before death`);
+    assert.ok(main.length > EVENTS, 'events of the burst were mirrored');
+    assert.ok(last <= death, 'no recovered event is stamped after the process died');
+    let holes = 0;
+    for (let i = 1; i < main.length; i++) {
+      assert.ok(main[i]! > main[i - 1]!, `tick ${main[i]} after ${main[i - 1]}: out of order or repeated`);
+      if (main[i] !== main[i - 1]! + 1) holes++;
+    }
+    const gaps = Number(/top level cpu0: .*?(\d+) pages overwritten before they were saved/.exec(r.stdout)?.[1] ?? 0);
+    if (holes > 0) assert.ok(gaps > 0, `${holes} holes in the ticks, but recover reported no overwritten pages:\n${r.stdout}`);
+    else assert.equal(gaps, 0, `recover reported ${gaps} overwritten pages, but the ticks have no hole`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
