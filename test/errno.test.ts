@@ -29,6 +29,7 @@ const CASES: Case[] = [
   ['trace_clock', 'local\n', 'ok'], ['trace_clock', ' mono', 'ok'], ['trace_clock', 'mono ', 'ok'], ['trace_clock', '[local]', 'EINVAL'],
   ['trace_clock', 'local', 'ok'],
   ['current_tracer', 'nop', 'ok'], ['current_tracer', 'bogus', 'EINVAL'], ['current_tracer', '', 'EINVAL'],
+  ['available_tracers', 'nop', 'EINVAL'],
   ['events/enable', '1', 'ok'], ['events/enable', '0', 'ok'], ['events/enable', '2', 'EINVAL'], ['events/enable', 'X', 'EINVAL'],
   ['events/enable', 'abc', 'EINVAL'], ['events/enable', '', 'EINVAL'], ['events/enable', '0x1', 'EINVAL'], ['events/enable', ' 1', 'EINVAL'],
   ['events/enable', '1 ', 'EINVAL'],

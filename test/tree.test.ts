@@ -176,6 +176,30 @@ test('find over the tree terminates, visits every entry once, and leaves no node
   assert.equal(tr.controlTree.heldNodes(), 0);
 });
 
+test('README (top level) and available_tracers (every instance) exist for ftracetest\'s 00basic; current_tracer takes only nop', () => {
+  const tracer = new Tracer();
+  tracer.mkdir('instances/basic');
+  assert.match(tracer.read('README'), /mini-HOWTO/);
+  for (const file of ['available_tracers', 'current_tracer', 'trace', 'trace_marker', 'tracing_on', 'set_event']) {
+    assert.ok(tracer.readdir('').includes(file), `top level lists ${file}`);
+    assert.ok(tracer.readdir('instances/basic').includes(file), `an instance lists ${file}`);
+    assert.match(tracer.read('README'), new RegExp(`^  ${file} `, 'm'), `README explains ${file}`);
+  }
+  assert.ok(!tracer.readdir('instances/basic').includes('README'), 'README is top level only, as in the kernel');
+  assert.equal(tracer.read('available_tracers'), 'nop\n');
+  assert.equal(tracer.read('instances/basic/available_tracers'), 'nop\n');
+  for (const [value, code] of [['function', 'EINVAL'], ['nop', 'ok'], ['', 'EINVAL']] as const) {
+    let got = 'ok';
+    try {
+      tracer.write('current_tracer', value);
+    } catch (err) {
+      got = (err as { code: string }).code;
+    }
+    assert.equal(got, code, `current_tracer <- '${value}'`);
+    assert.equal(tracer.read('current_tracer'), 'nop\n');
+  }
+});
+
 test('filter and trigger read back what was set; 0 clears a filter', () => {
   const tr = tracer();
   assert.equal(tr.read('events/sched/sched_switch/filter'), 'none\n');

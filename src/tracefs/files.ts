@@ -12,6 +12,7 @@ import type { ThreadContext } from '../instance/thread.js';
 import type { Probes } from '../instance/probes.js';
 import type { Synthetics } from '../instance/synthetic.js';
 import { parseBool, parseUnsigned, parseWord } from './parse.js';
+import { README_TEXT } from './readme.js';
 
 export interface FileNode {
   read?: () => string;
@@ -144,6 +145,11 @@ export function resolveFile(state: TracerState, instance: Instance, rest: string
             return bytes(d);
           },
         };
+      case 'README':
+        if (instance !== state.top) noSuch(path);
+        return { read: () => README_TEXT };
+      case 'available_tracers':
+        return { pins: instance, read: () => 'nop\n' };
       case 'current_tracer':
         return {
           pins: instance,

@@ -31,7 +31,9 @@ export interface Stat {
 
 /** Files of every instance directory, in the kernel's order; `top` only at the top level. */
 const INSTANCE_FILES: { name: string; mode: number; top?: boolean }[] = [
+  { name: 'README', mode: MODE_RO, top: true },
   { name: 'available_events', mode: MODE_RO, top: true },
+  { name: 'available_tracers', mode: MODE_RO },
   { name: 'buffer_percent', mode: MODE_RW },
   { name: 'buffer_size_kb', mode: MODE_RW },
   { name: 'buffer_subbuf_size_kb', mode: MODE_RW },
