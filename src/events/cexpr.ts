@@ -1,8 +1,9 @@
 /**
  * The C expressions of a `print fmt` line (`REC->field`, casts, arithmetic, ternaries,
- * `__get_str`, `__print_flags`, `__print_symbolic`, …), parsed once into a tree and evaluated per
- * record by walking it. Nothing is ever handed to eval or Function: format files come from
- * files and kernels we do not control.
+ * `__get_str`, `__print_flags`, `__print_symbolic`, …), parsed once into a tree. print-fmt.ts
+ * compiles the tree into printers; evaluate() here walks it exactly (BigInt), for constant
+ * folding and for the records whose values leave the printers' safe-integer range. Nothing is
+ * ever handed to eval or Function: format files come from files and kernels we do not control.
  *
  * Values are bigints (every integer, so 64-bit pointers and masks stay exact) or strings.
  * Identifiers the kernel leaves in formats (`vmemmap_base`, enum names) evaluate to 0, as

@@ -13,8 +13,6 @@ import { ByteSink, encode } from './text-sink.js';
 /** Where print() builds its text. */
 const scratch = new ByteSink(1 << 12);
 
-export { formatKernel };
-
 export interface KField {
   name: string;
   /** The declared type without the name and array suffix, e.g. `unsigned long`, `__data_loc char[]`. */
