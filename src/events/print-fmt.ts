@@ -158,7 +158,7 @@ function arithmetic(op: string): ((a: number, b: number) => number) | null {
  * answer is known unless the value itself is NaN.
  */
 function compareWithBig(op: string, x: Num, big: bigint, bigOnRight: boolean): Num | null {
-  const less = bigOnRight ? big > 0n : big < 0n; // the safe value is below the big one
+  const less = bigOnRight ? big > 0n : big < 0n; // whether the left operand is the smaller one
   const answers: Record<string, boolean> = { '==': false, '!=': true, '<': less, '<=': less, '>': !less, '>=': !less };
   const answer = answers[op];
   if (answer === undefined) return null;
@@ -430,7 +430,8 @@ function symbolPrinter(f: KField, exactText: (r: RecordView, symbols: SymbolTabl
 
 /** An integer conversion of a number-valued node; the exact path where the number is NaN or out of its range. */
 function numberPrinter(c: Conversion, value: Num, exact: ArgPrinter): ArgPrinter {
-  const bits = lengthBits(c.length);
+  // A pointer is 64 bits whatever the length modifier (formatKernel's rule).
+  const bits = c.conv === 'p' ? 64 : lengthBits(c.length);
   const signed = c.conv === 'd' || c.conv === 'i';
   const cast = castNum(value, bits, signed);
   const plain = c.flags === '' && c.width === 0 && c.precision < 0;
