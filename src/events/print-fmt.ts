@@ -281,6 +281,9 @@ function constantPairs(items: CNode[], ctx: PrintContext): [bigint, string][] | 
 /** Distinct values whose text a table printer keeps (flag words repeat; counters would not). */
 const MEMO_LIMIT = 4096;
 
+/** Distinct addresses whose %pS text is kept. */
+const SYMBOL_MEMO_LIMIT = 1 << 16;
+
 /**
  * __print_flags on 32-bit values, libtraceevent's algorithm (cexpr's printFlags), each value's
  * text encoded once made; past 32 bits the exact path decides.
@@ -408,6 +411,7 @@ function wholeField64(n: CNode, ctx: PrintContext): KField | undefined {
 function symbolPrinter(f: KField, exactText: (r: RecordView, symbols: SymbolTable | undefined) => string): ArgPrinter {
   let table: SymbolTable | undefined;
   let cache = new Map<number, Map<number, Uint8Array>>();
+  let kept = 0;
   const off = f.offset;
   return (r, sink, symbols) => {
     if (off + 8 > r.length) {
@@ -417,13 +421,18 @@ function symbolPrinter(f: KField, exactText: (r: RecordView, symbols: SymbolTabl
     if (symbols !== table) {
       table = symbols;
       cache = new Map();
+      kept = 0;
     }
     const hi = r.dv.getInt32(r.start + off + 4, true);
     const lo = r.dv.getInt32(r.start + off, true);
     let byLo = cache.get(hi);
     if (!byLo) cache.set(hi, (byLo = new Map()));
     let text = byLo.get(lo);
-    if (text === undefined) byLo.set(lo, (text = encode(exactText(r, symbols))));
+    if (text === undefined) {
+      text = encode(exactText(r, symbols));
+      // Call sites are a few thousand; a field of arbitrary addresses must not grow this forever.
+      if (kept++ < SYMBOL_MEMO_LIMIT) byLo.set(lo, text);
+    }
     sink.bytes(text);
   };
 }
