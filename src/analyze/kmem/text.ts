@@ -6,7 +6,8 @@
  * `0x…` unresolved, and ` [mod]` module suffixes. Pointers hashed (`00000000` + hash), raw,
  * `0x…`, or `(nil)`.
  *
- * Lines are scanned with indexOf on a latin1 string per chunk: no regular expression per line.
+ * Lines are scanned as bytes (a typed array's loads are about twice as fast as charCodeAt on the
+ * same text here): no string is made but for values kept (interned), no regular expression per line.
  */
 import type { Kallsyms } from '../../events/symbols.js';
 import { ALLOC, FREE, PAGE_ALLOC, PAGE_FREE, type KmemEvent, newEvent } from './account.js';
@@ -48,6 +49,8 @@ export function newProblems(): ParseProblems {
 
 const HEX = /^[0-9a-fA-F]{8,16}$/;
 
+const NL = 10;
+
 export class KmemTextParser {
   readonly problems = newProblems();
   private readonly ev = newEvent();
@@ -56,7 +59,10 @@ export class KmemTextParser {
   private readonly siteCache = new Map<string, string>();
   /** Task, gfp and cache names: few distinct values, so no string is made for one seen before. */
   private readonly strings = new RangeInterner();
-  private rest = '';
+  /** Raw call sites (`sym+0xoff/0xsize`), likewise. */
+  private readonly sites = new RangeInterner();
+  /** The start of a line cut at the end of the last chunk. */
+  private rest: Buffer = Buffer.alloc(0);
 
   constructor(onEvent: (ev: KmemEvent) => void, symbols: Kallsyms | null = null) {
     this.onEvent = onEvent;
@@ -64,69 +70,69 @@ export class KmemTextParser {
   }
 
   /** Feed a chunk (any split); complete lines are parsed now. */
-  push(chunk: Buffer | string): void {
-    const text = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+  push(chunk: Uint8Array | string): void {
+    const text = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     let start = 0;
-    let nl = text.indexOf('\n');
-    if (this.rest) {
+    let nl = text.indexOf(NL);
+    if (this.rest.length) {
       // Finish the line cut at the end of the last chunk without joining whole chunks.
       if (nl < 0) {
-        this.rest += text;
+        this.rest = Buffer.concat([this.rest, text]);
         return;
       }
-      const line = this.rest + text.slice(0, nl);
-      this.rest = '';
+      const line = Buffer.concat([this.rest, text.subarray(0, nl)]);
+      this.rest = Buffer.alloc(0);
       this.line(line, 0, line.length);
       start = nl + 1;
-      nl = text.indexOf('\n', start);
+      nl = text.indexOf(NL, start);
     }
-    for (; nl >= 0; nl = text.indexOf('\n', start)) {
+    for (; nl >= 0; nl = text.indexOf(NL, start)) {
       this.line(text, start, nl);
       start = nl + 1;
     }
-    this.rest = text.slice(start);
+    this.rest = Buffer.from(text.subarray(start)); // a copy: the chunk is the reader's
   }
 
   /** The input ended: a last line without a newline is parsed too (a cut one is malformed). */
   end(): void {
-    if (this.rest) this.line(this.rest, 0, this.rest.length);
-    this.rest = '';
+    if (this.rest.length) this.line(this.rest, 0, this.rest.length);
+    this.rest = Buffer.alloc(0);
   }
 
-  private bad(text: string, start: number, end: number, why: string): void {
+  private bad(text: Buffer, start: number, end: number, why: string): void {
     const p = this.problems;
     p.malformed++;
-    if (p.examples.length < MAX_EXAMPLES) p.examples.push({ line: p.lines, text: text.slice(start, Math.min(end, start + 200)), why });
+    if (p.examples.length < MAX_EXAMPLES) p.examples.push({ line: p.lines, text: text.toString('latin1', start, Math.min(end, start + 200)), why });
   }
 
-  private line(text: string, start: number, end: number): void {
+  private line(text: Buffer, start: number, end: number): void {
     const p = this.problems;
     p.lines++;
-    if (end > start && text.charCodeAt(end - 1) === 13) end--;
+    if (end > start && text[end - 1]! === 13) end--;
     // Skip blanks and comments.
     let i = start;
-    while (i < end && text.charCodeAt(i) === 32) i++;
-    if (i >= end || text.charCodeAt(i) === 35) return;
-    // COMM-PID [CPU]. Plain loops: V8's two-character indexOf and its lastIndexOf are slow.
-    let open = text.indexOf('[', i);
-    while (open > 0 && open < end && text.charCodeAt(open - 1) !== 32) open = text.indexOf('[', open + 1);
+    while (i < end && text[i]! === 32) i++;
+    if (i >= end || text[i]! === 35) return;
+    // COMM-PID [CPU]: the first '[' after a space (a comm may hold one).
+    let open = find(text, 91, i, end);
+    while (open > 0 && text[open - 1]! !== 32) open = find(text, 91, open + 1, end);
     if (open < 0 || open >= end) return this.notEvent(text, start, end);
     open--;
-    const close = text.indexOf(']', open);
+    const close = find(text, 93, open, end);
     if (close < 0 || close >= end) return this.notEvent(text, start, end);
     const cpu = digits(text, open + 2, close);
     let dash = open - 1;
-    while (dash >= i && text.charCodeAt(dash) !== 45) dash--;
+    while (dash >= i && text[dash]! !== 45) dash--;
     if (dash < i || cpu < 0) return this.notEvent(text, start, end);
     // TS: EVENT:
-    const tsEnd = text.indexOf(': ', close);
+    const tsEnd = findColonSpace(text, close, end);
     if (tsEnd < 0 || tsEnd >= end) return this.notEvent(text, start, end);
-    const nameEnd = text.indexOf(':', tsEnd + 2);
+    const nameEnd = find(text, 58, tsEnd + 2, end);
     if (nameEnd < 0 || nameEnd >= end) return this.notEvent(text, start, end);
     const name = eventName(text, tsEnd + 2, nameEnd);
     const kind = name ? KINDS[name]! : -1;
     if (kind < 0) {
-      const other = text.slice(tsEnd + 2, nameEnd);
+      const other = text.toString('latin1', tsEnd + 2, nameEnd);
       p.unknown.set(other, (p.unknown.get(other) ?? 0) + 1);
       return;
     }
@@ -135,19 +141,19 @@ export class KmemTextParser {
     ev.event = name;
     ev.cpu = cpu;
     let tsStart = tsEnd - 1;
-    while (tsStart > close && text.charCodeAt(tsStart) !== 32) tsStart--;
+    while (tsStart > close && text[tsStart]! !== 32) tsStart--;
     ev.ts = timestamp(text, tsStart + 1, tsEnd);
     if (!this.fields(text, nameEnd + 1, end, kind)) return this.bad(text, start, end, this.why);
     if (kind === ALLOC) {
       // Only allocations are broken down by task.
       let commStart = i;
-      const prefix = text.indexOf(': ', i);
+      const prefix = findColonSpace(text, i, dash);
       if (prefix >= 0 && prefix < dash) commStart = prefix + 2;
-      while (text.charCodeAt(commStart) === 32) commStart++;
+      while (text[commStart]! === 32) commStart++;
       ev.comm = this.strings.get(text, commStart, dash);
       // The pid runs to the first space: a record-tgid column (`(   3271)`) may follow it.
       let pidEnd = dash + 1;
-      while (pidEnd < open && text.charCodeAt(pidEnd) !== 32) pidEnd++;
+      while (pidEnd < open && text[pidEnd]! !== 32) pidEnd++;
       ev.pid = digits(text, dash + 1, pidEnd);
     }
     p.events++;
@@ -160,7 +166,7 @@ export class KmemTextParser {
    * One pass over `key=value` tokens, dispatching on the key's first letters: no per-key search,
    * no slices but for the values kept as strings (call site, gfp flags, cache name).
    */
-  private fields(text: string, from: number, end: number, kind: number): boolean {
+  private fields(text: Buffer, from: number, end: number, kind: number): boolean {
     const ev = this.ev;
     let site = -1;
     let siteEnd = -1;
@@ -174,25 +180,25 @@ export class KmemTextParser {
     ev.migratetype = 0;
     let pos = from;
     while (pos < end) {
-      while (pos < end && (text.charCodeAt(pos) === 32 || text.charCodeAt(pos) === 40)) {
+      while (pos < end && (text[pos]! === 32 || text[pos]! === 40)) {
         // A `(call_site)` plugin prefix of trace-cmd: skip it whole.
-        if (text.charCodeAt(pos) === 40) {
-          const close = text.indexOf(') ', pos);
+        if (text[pos]! === 40) {
+          const close = findPair(text, 41, 32, pos, end);
           pos = close < 0 || close > end ? end : close + 1;
         } else pos++;
       }
       if (pos >= end) break;
-      let stop = text.indexOf(' ', pos);
+      let stop = find(text, 32, pos, end);
       if (stop < 0 || stop > end) stop = end;
-      const eq = text.indexOf('=', pos);
+      const eq = find(text, 61, pos, stop);
       if (eq < 0 || eq >= stop) {
         pos = stop;
         continue;
       }
       const v = eq + 1;
       const keyLen = eq - pos;
-      const c0 = text.charCodeAt(pos);
-      const c1 = text.charCodeAt(pos + 1);
+      const c0 = text[pos]!;
+      const c1 = text[pos + 1]!;
       if (c0 === 99 && keyLen === 9) {
         site = v; // call_site
         siteEnd = stop;
@@ -241,10 +247,10 @@ export class KmemTextParser {
     return false;
   }
 
-  private notEvent(text: string, start: number, end: number): void {
+  private notEvent(text: Buffer, start: number, end: number): void {
     const lost = text.indexOf('[LOST ', start);
     if (lost >= 0 && lost < end) {
-      this.problems.lostEvents += parseInt(text.slice(lost + 6, end), 10) || 0;
+      this.problems.lostEvents += parseInt(text.toString('latin1', lost + 6, end), 10) || 0;
       return;
     }
     this.bad(text, start, end, 'not an event line');
@@ -255,20 +261,21 @@ export class KmemTextParser {
    * value at text[from, after) is compared with the last one first: runs of one call site are
    * common (RCU batches, loops), and then no string is made at all.
    */
-  private callSite(text: string, from: number, after: number, end: number): string {
+  private callSite(text: Buffer, from: number, after: number, end: number): string {
     let site: string | undefined;
     const len = after - from;
     if (len === this.lastRaw.length && same(text, from, this.lastRaw)) site = this.lastSite;
     else {
-      const raw = text.slice(from, after);
+      // Interned: a site seen before makes no string, and its Map key hashes once.
+      const raw = this.sites.get(text, from, after);
       site = this.siteCache.get(raw) ?? this.resolveSite(raw);
       this.lastRaw = raw;
       this.lastSite = site;
     }
     // ` [mod]` follows the value after a space.
-    if (after + 1 < end && text.charCodeAt(after) === 32 && text.charCodeAt(after + 1) === 91) {
-      const close = text.indexOf(']', after);
-      if (close > 0 && close < end) return `${site} ${text.slice(after + 1, close + 1)}`;
+    if (after + 1 < end && text[after]! === 32 && text[after + 1]! === 91) {
+      const close = find(text, 93, after, end);
+      if (close > 0 && close < end) return `${site} ${text.toString('latin1', after + 1, close + 1)}`;
     }
     return site;
   }
@@ -295,8 +302,8 @@ export class KmemTextParser {
 }
 
 /** The known event name text[start, end) is, without making a string; '' if none. By length first. */
-function eventName(text: string, start: number, end: number): string {
-  const is = (name: string) => (text.startsWith(name, start) ? name : '');
+function eventName(text: Buffer, start: number, end: number): string {
+  const is = (name: string) => (same(text, start, name) ? name : '');
   switch (end - start) {
     case 5: return is('kfree');
     case 7: return is('kmalloc');
@@ -318,12 +325,12 @@ class RangeInterner {
   private readonly byHash = new Map<number, string[]>();
   private readonly lastByLength: string[] = [];
 
-  get(text: string, start: number, end: number): string {
+  get(text: Buffer, start: number, end: number): string {
     const len = end - start;
     const last = this.lastByLength[len];
     if (last !== undefined && same(text, start, last)) return last;
     let h = len;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    for (let i = start; i < end; i++) h = Math.imul(h ^ text[i]!, 0x01000193);
     let bucket = this.byHash.get(h);
     if (bucket) {
       for (const s of bucket) {
@@ -333,44 +340,64 @@ class RangeInterner {
         }
       }
     } else this.byHash.set(h, (bucket = []));
-    const s = text.slice(start, end);
+    const s = text.toString('latin1', start, end);
     bucket.push(s);
     if (len < 256) this.lastByLength[len] = s;
     return s;
   }
 }
 
-/** Whether text at `at` holds `s` (a loop: faster than startsWith for short strings here). */
-function same(text: string, at: number, s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (text.charCodeAt(at + i) !== s.charCodeAt(i)) return false;
+/**
+ * The first `byte` in text[from, end), or -1. A loop, not Buffer.indexOf: each call of that
+ * goes into C++, which costs more than the few bytes these scans pass over.
+ */
+function find(text: Buffer, byte: number, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (text[i] === byte) return i;
+  return -1;
+}
+
+/** The first `a` followed by `b` in text[from, end), or -1. */
+function findPair(text: Buffer, a: number, b: number, from: number, end: number): number {
+  for (let i = from; i + 1 < end; i++) if (text[i] === a && text[i + 1] === b) return i;
+  return -1;
+}
+
+/** The first ': ' in text[from, end), or -1. */
+function findColonSpace(text: Buffer, from: number, end: number): number {
+  return findPair(text, 58, 32, from, end);
+}
+
+/** Whether text at `at` holds the characters of `s`. */
+function same(text: Buffer, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (text[at + i]! !== s.charCodeAt(i)) return false;
   return true;
 }
 
 /** Decimal digits in text[start, end) as a number; -1 if any other character (or none). */
-function digits(text: string, start: number, end: number): number {
+function digits(text: Buffer, start: number, end: number): number {
   if (end <= start) return -1;
   let v = 0;
   for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i) - 48;
+    const c = text[i]! - 48;
     if (c < 0 || c > 9) return -1;
     v = v * 10 + c;
   }
   return v;
 }
 
-function signedDigits(text: string, start: number, end: number): number {
-  return text.charCodeAt(start) === 45 ? -digits(text, start + 1, end) : digits(text, start, end);
+function signedDigits(text: Buffer, start: number, end: number): number {
+  return text[start]! === 45 ? -digits(text, start + 1, end) : digits(text, start, end);
 }
 
 /** A hex address or hash (with or without 0x; `(nil)` is 0) as its low 52 bits; -1 if not hex. */
-function hexKey(text: string, start: number, end: number): number {
-  if (text.charCodeAt(start) === 40) return 0; // (nil)
-  if (text.charCodeAt(start) === 48 && text.charCodeAt(start + 1) === 120) start += 2;
+function hexKey(text: Buffer, start: number, end: number): number {
+  if (text[start]! === 40) return 0; // (nil)
+  if (text[start]! === 48 && text[start + 1]! === 120) start += 2;
   if (end <= start) return -1;
   if (end - start > 13) start = end - 13;
   let v = 0;
   for (let i = start; i < end; i++) {
-    let c = text.charCodeAt(i);
+    let c = text[i]!;
     if (c >= 48 && c <= 57) c -= 48;
     else if (c >= 97 && c <= 102) c -= 87;
     else if (c >= 65 && c <= 70) c -= 55;
@@ -381,19 +408,19 @@ function hexKey(text: string, start: number, end: number): number {
 }
 
 /** `seconds.fraction` (micro- or nanoseconds) as integer nanoseconds, 0 if unreadable. */
-function timestamp(text: string, start: number, end: number): number {
+function timestamp(text: Buffer, start: number, end: number): number {
   let secs = 0;
   let i = start;
   for (; i < end; i++) {
-    const c = text.charCodeAt(i) - 48;
+    const c = text[i]! - 48;
     if (c < 0 || c > 9) break;
     secs = secs * 10 + c;
   }
   let frac = 0;
   let scale = 1e9;
-  if (text.charCodeAt(i) === 46) {
+  if (text[i]! === 46) {
     for (i++; i < end && scale > 1; i++) {
-      const c = text.charCodeAt(i) - 48;
+      const c = text[i]! - 48;
       if (c < 0 || c > 9) break;
       scale /= 10;
       frac += c * scale;
